@@ -1,0 +1,1 @@
+"""Data sets shipped with gaussprobe (see DATA_LICENSES.md for sources)."""
