@@ -1,0 +1,109 @@
+"""The app factory."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator
+
+import anyio
+from fastapi import FastAPI
+
+from service._context import ServiceContext
+from service._errors import install_exception_handlers
+from service._lifecycle import DrainController, ServiceState
+from service._loading import load_all_models
+from service._metrics import ServiceMetrics
+from service._middleware import RequestContextMiddleware
+from service._registry import ModelRegistry
+from service._routes import register_routes
+from service._settings import Settings
+
+__all__ = ["API_VERSION", "create_app"]
+
+logger = logging.getLogger(__name__)
+
+API_VERSION = "1.0.0"
+LOADER_THREAD_NAME = "gaussprobe-model-loader"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Create the FastAPI app serving the models of one store.
+
+    Models load in a background thread started by the lifespan, so
+    ``/health/live`` answers at once and ``/health/ready`` returns 503
+    ``starting`` until every model passed verification and self-test.
+
+    Args:
+        settings: Service settings; read from ``GAUSSPROBE_*`` variables when
+            None (``uvicorn --factory service:create_app``).
+
+    Raises:
+        ValueError: A setting is invalid.
+    """
+    import flow
+
+    flow.enable_float64()
+    if settings is None:
+        settings = Settings.from_env()
+    context = ServiceContext(
+        settings=settings,
+        registry=ModelRegistry(),
+        state=ServiceState(),
+        metrics=ServiceMetrics(),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logger.info(
+            "gaussprobe service starting: store %s, models %s, max_batch_rows %d, "
+            "max_body_bytes %d, API key %s",
+            settings.store,
+            ", ".join(settings.models) or "latest of every model",
+            settings.max_batch_rows,
+            settings.max_body_bytes,
+            "required" if settings.api_key else "not required",
+        )
+        context.limiter = anyio.CapacityLimiter(settings.compute_threads)
+        drain = DrainController(
+            context.state, settings.drain_grace_seconds, settings.drain_timeout_seconds
+        )
+        if settings.install_signal_handlers:
+            drain.install()
+        loader = threading.Thread(
+            target=load_all_models,
+            args=(settings, context.registry, context.state, context.metrics),
+            name=LOADER_THREAD_NAME,
+            daemon=True,
+        )
+        loader.start()
+        try:
+            yield
+        finally:
+            context.state.begin_drain()
+            context.metrics.ready.set(0)
+            drain.uninstall()
+            logger.info(
+                "gaussprobe service stopped after %.1f s",
+                context.state.uptime_seconds(),
+            )
+
+    app = FastAPI(
+        title="gaussprobe",
+        version=API_VERSION,
+        description="Frozen Gaussianization-flow probes: transform, invert, "
+        "log-density, gradients and diagnostics.",
+        lifespan=lifespan,
+    )
+    app.state.service = context
+    install_exception_handlers(app)
+    register_routes(app)
+    app.add_middleware(
+        RequestContextMiddleware,
+        state=context.state,
+        metrics=context.metrics,
+        api_key=settings.api_key,
+        access_log=settings.access_log,
+    )
+    return app
