@@ -296,10 +296,11 @@ def publish_version(
     validate_name(name)
     checked_files = validate_files(files)
     user_manifest = validate_manifest(manifest)
-    model_dir = ensure_model_dir(root, name)
-    work_dir = model_dir / temp_name()
+    work_dir: Path | None = None
     version: int | None = None
     try:
+        model_dir = ensure_model_dir(root, name)
+        work_dir = model_dir / temp_name()
         os.mkdir(work_dir, WORK_DIR_MODE)
         entries: dict[str, dict[str, Any]] = {}
         for index, (relpath, source) in enumerate(checked_files.items()):
@@ -321,7 +322,7 @@ def publish_version(
             file=exc.filename if isinstance(exc.filename, str) else None,
         ) from exc
     finally:
-        if version is None and os.path.lexists(work_dir):
+        if version is None and work_dir is not None and os.path.lexists(work_dir):
             make_tree_writable(work_dir)
             shutil.rmtree(work_dir, ignore_errors=True)
     version_dir = model_dir / str(version)
