@@ -120,7 +120,7 @@ def rename_noreplace(source: Path, target: Path) -> None:
     system lacks it, falls back to ``os.rename``, which also fails on an
     existing non-empty directory and replaces only an empty one. Callers
     rename only non-empty directories onto version numbers, so the fallback
-    can replace nothing that holds data.
+    never replaces anything that contains data.
 
     Raises:
         FileExistsError: ``target`` exists (``errno.EEXIST`` or

@@ -1,9 +1,9 @@
 """Validation of model names, aliases, versions and artifact file paths.
 
 Every value that becomes a path component passes through here first, so no
-name, alias, version or file path can escape the store root: the patterns
-admit only ASCII letters, digits, ``.``, ``_`` and ``-``, never a separator,
-and never a leading dot (which excludes ``.``, ``..`` and hidden files).
+name, alias, version or file path can escape the store root. The patterns
+admit only ASCII letters, digits, ``.``, ``_`` and ``-``. They never admit a
+separator or a leading dot, which excludes ``.``, ``..`` and hidden files.
 """
 
 from __future__ import annotations

@@ -328,6 +328,7 @@ def run_show(args: argparse.Namespace) -> int:
     except StoreError as exc:
         _print_error(exc)
         return EXIT_PROBLEMS if isinstance(exc, IntegrityError) else EXIT_ERROR
+
     if args.json:
         _print_json(
             {
@@ -339,6 +340,7 @@ def run_show(args: argparse.Namespace) -> int:
             }
         )
         return EXIT_OK
+
     rows = [["path", str(version.path)], ["aliases", ", ".join(aliases) or "-"]]
     for label, keys in _SHOW_FIELDS:
         value = _lookup(version.manifest, keys)
@@ -346,6 +348,7 @@ def run_show(args: argparse.Namespace) -> int:
             continue
         text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
         rows.append([label, text])
+
     print(version.ref)
     print(format_table(["FIELD", "VALUE"], rows))
     print()
