@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from scipy import stats
 
 __all__ = [
@@ -25,8 +26,9 @@ MAX_SCATTER_POINTS = 5000
 MAX_PLOTTED_FEATURES = 16
 """Features drawn in the per-feature figures; later features are left out."""
 
-HISTOGRAM_BINS = 60
-"""Bins of the marginal histograms of T(x)."""
+MIN_HISTOGRAM_BINS = 10
+MAX_HISTOGRAM_BINS = 60
+"""Bounds on the bins of the marginal histograms, which use sqrt(rows) bins."""
 
 PANEL_INCHES = 3.0
 """Width and height of one subplot, in inches."""
@@ -61,7 +63,7 @@ def render_figures(
         x: `(rows, features)` data as the flow saw it (raw units, dequantized).
         z: `(rows, features)` the flow's output T(x) for the same rows.
         history: Training history with lists ``loss`` and ``val_loss`` (mean NLL
-            per epoch) and optionally ``best_epoch``.
+            per epoch) and optionally ``best_epoch`` (counted from 1).
         feature_names: One name per feature.
 
     Returns:
@@ -121,7 +123,7 @@ def _scatter_figure(
         after.set_title("Gaussianized T(x)")
         after.set_aspect("equal", adjustable="datalim")
     else:
-        before.hist(x[:, 0], bins=HISTOGRAM_BINS, color="tab:blue")
+        before.hist(x[:, 0], bins=MAX_HISTOGRAM_BINS, color="tab:blue")
         before.set_xlabel(feature_names[0])
         before.set_title("data x")
         after.scatter(x[:, 0], z[:, 0], color="tab:orange", **point_style)
@@ -147,10 +149,11 @@ def _feature_grid(num_features: int) -> tuple[Figure, list[Any]]:
 def _marginals_figure(z: np.ndarray, feature_names: Sequence[str]) -> bytes:
     figure, axes = _feature_grid(z.shape[1])
     grid = np.linspace(-4.0, 4.0, 200)
+    bins = int(np.clip(np.sqrt(z.shape[0]), MIN_HISTOGRAM_BINS, MAX_HISTOGRAM_BINS))
     for index, axis in enumerate(axes):
         axis.hist(
             z[:, index],
-            bins=HISTOGRAM_BINS,
+            bins=bins,
             density=True,
             color="tab:orange",
             alpha=0.7,
@@ -189,8 +192,9 @@ def _nll_figure(history: Mapping[str, Any]) -> bytes:
     if validation:
         axis.plot(range(1, len(validation) + 1), validation, label="validation NLL")
     best_epoch = history.get("best_epoch")
-    if isinstance(best_epoch, int) and 0 <= best_epoch < max(len(validation), 1):
-        axis.axvline(best_epoch + 1, color="gray", linestyle="--", label="best epoch")
+    if isinstance(best_epoch, int) and 1 <= best_epoch <= len(validation):
+        axis.axvline(best_epoch, color="gray", linestyle="--", label="best epoch")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_xlabel("epoch")
     axis.set_ylabel("mean NLL (nats)")
     axis.set_title("training and validation NLL")

@@ -19,9 +19,12 @@ from flow.job._sources import load_source
 from flow.job._split import fingerprint_array, split_indices
 from flow.job._validation import drop_or_reject_missing, validate_data
 
-__all__ = ["PreparedData", "prepare_data"]
+__all__ = ["MIN_FITTING_ROWS", "PreparedData", "prepare_data", "validation_rows"]
 
 logger = logging.getLogger(__name__)
+
+MIN_FITTING_ROWS = 10
+"""Fewest rows left for gradient steps after the validation split."""
 
 
 @dataclass(frozen=True)
@@ -125,11 +128,19 @@ def _reject_overflow(used: np.ndarray, feature_names: list[str], dtype: str) -> 
     )
 
 
+def validation_rows(num_train: int, validation_split: float) -> int:
+    """Return how many of ``num_train`` rows ``fit_and_freeze`` holds out.
+
+    This mirrors ``fit_and_freeze``: round to nearest, and at least one row.
+    """
+    return max(1, round(validation_split * num_train))
+
+
 def _check_validation_rows(num_train: int, validation_split: float) -> None:
-    num_validation = int(num_train * validation_split)
-    if num_validation < 1 or num_validation >= num_train:
+    num_validation = validation_rows(num_train, validation_split)
+    if num_train - num_validation < MIN_FITTING_ROWS:
         raise TrainingInputError(
             f"--validation-split {validation_split} of {num_train} training rows "
-            "leaves no validation or no fitting rows; change --validation-split "
-            "or provide more rows"
+            f"leaves {num_train - num_validation} rows to fit on, fewer than "
+            f"{MIN_FITTING_ROWS}; lower --validation-split or provide more rows"
         )

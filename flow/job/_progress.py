@@ -46,7 +46,7 @@ class EpochProgress:
             )
 
     def __call__(self, epoch: int, logs: Mapping[str, Any]) -> None:
-        """Report a finished epoch; ``epoch`` counts from 0."""
+        """Report a finished epoch; ``epoch`` counts from 1."""
         self.epochs_seen += 1
         elapsed = time.monotonic() - self.started
         train_nll = _as_float(logs.get("loss"))
@@ -61,7 +61,7 @@ class EpochProgress:
             return
         logger.info(
             "epoch %d/%d: train NLL %.4f, validation NLL %.4f, elapsed %.1f s",
-            epoch + 1,
+            epoch,
             self.total_epochs,
             train_nll,
             validation_nll,

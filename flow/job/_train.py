@@ -14,7 +14,7 @@ import numpy as np
 
 from flow.job._baselines import fit_baselines
 from flow.job._figures import render_figures
-from flow.job._prepare import PreparedData, prepare_data
+from flow.job._prepare import PreparedData, prepare_data, validation_rows
 from flow.job._progress import EpochProgress
 from flow.job._report import render_report_html
 from flow.job._settings import TrainSettings
@@ -28,6 +28,9 @@ MANIFEST_FORMAT_VERSION = 1
 
 NUM_REFERENCE_ROWS = 8
 """Held-out raw rows stored with their expected z and log_prob for self-tests."""
+
+DIAGNOSTICS_SAMPLE_STREAM = 4
+"""Random stream id (mixed with the seed) of the training-diagnostics sample."""
 
 MODEL_FILE = "model.keras"
 REPORT_DIR = "report"
@@ -149,10 +152,14 @@ def _evaluate(
 
     train_rows = prepared.train
     test_rows = prepared.test
-    diagnostics = {
-        "train": flow.compute_diagnostics(flow_model, train_rows),
-        "test": flow.compute_diagnostics(flow_model, test_rows),
-    }
+    logger.info("computing diagnostics on %d held-out rows", test_rows.shape[0])
+    test_diagnostics = flow.compute_diagnostics(flow_model, test_rows)
+    train_sample = _sample_rows(train_rows, test_rows.shape[0], settings.seed)
+    logger.info("computing diagnostics on %d training rows", train_sample.shape[0])
+    train_diagnostics = flow.compute_diagnostics(flow_model, train_sample)
+    train_diagnostics["sampled_from_rows"] = int(train_rows.shape[0])
+    diagnostics = {"train": train_diagnostics, "test": test_diagnostics}
+    logger.info("fitting Gaussian and Gaussian-mixture baselines")
     baselines: dict[str, Any] = {
         "split": "test",
         "num_rows": int(test_rows.shape[0]),
@@ -162,7 +169,9 @@ def _evaluate(
             train_rows.astype(np.float64), test_rows.astype(np.float64), settings.seed
         ),
     }
-    num_validation = int(prepared.train_index.size * settings.validation_split)
+    num_validation = validation_rows(
+        prepared.train_index.size, settings.validation_split
+    )
     manifest: dict[str, Any] = {
         "format_version": MANIFEST_FORMAT_VERSION,
         "feature_names": prepared.feature_names,
@@ -190,6 +199,7 @@ def _evaluate(
         "reference": _reference(prepared, flow_model, settings.dtype),
     }
 
+    logger.info("rendering report figures")
     z_test = np.asarray(flow_model(test_rows))
     figures = render_figures(test_rows, z_test, history, prepared.feature_names)
     report_manifest = {"name": name, **manifest}
@@ -205,7 +215,7 @@ def _evaluate(
 def _preprocessing_record(
     settings: TrainSettings, prepared: PreparedData, flow_model: Any
 ) -> dict[str, Any]:
-    mean, std = _standardization_statistics(flow_model, prepared)
+    mean, std = _standardization_statistics(flow_model)
     return {
         "standardization": {
             "mean": mean,
@@ -228,22 +238,46 @@ def _preprocessing_record(
     }
 
 
-def _standardization_statistics(
-    flow_model: Any, prepared: PreparedData
-) -> tuple[list[float], list[float]]:
-    # TODO: read mean/std from the model's Standardize layer once its API is known.
-    train = prepared.train.astype(np.float64)
-    return train.mean(axis=0).tolist(), train.std(axis=0).tolist()
+def _standardization_statistics(flow_model: Any) -> tuple[list[float], list[float]]:
+    """Return the mean and std stored in the flow's fixed Standardize layer."""
+    from flow import Standardize
+
+    for layer in flow_model.bijectors:
+        if isinstance(layer, Standardize):
+            mean = np.asarray(layer.mean.value, dtype=np.float64)
+            scale = np.asarray(layer.scale.value, dtype=np.float64)
+            return mean.tolist(), scale.tolist()
+    raise RuntimeError("the trained flow has no Standardize layer")
+
+
+def _sample_rows(rows: np.ndarray, num_rows: int, seed: int) -> np.ndarray:
+    """Return ``num_rows`` rows drawn without replacement (all rows if fewer).
+
+    Training diagnostics run on as many rows as the test split, so the flow's
+    jit-compiled kernels, which are compiled once per input shape, are reused
+    instead of compiled again for a second shape.
+    """
+    if rows.shape[0] <= num_rows:
+        return rows
+    rng = np.random.default_rng([seed, DIAGNOSTICS_SAMPLE_STREAM])
+    return rows[np.sort(rng.choice(rows.shape[0], size=num_rows, replace=False))]
 
 
 def _reference(
     prepared: PreparedData, flow_model: Any, dtype: str
 ) -> dict[str, list[Any]]:
-    """Return held-out raw rows with the flow's z and log_prob for them."""
+    """Return held-out raw rows with the flow's z and log_prob for them.
+
+    The raw rows replace the first rows of the test batch so the flow runs on
+    the already compiled test-batch shape. Every row is computed independently,
+    so the other rows do not change the result beyond float round-off.
+    """
     rows = prepared.test_index[:NUM_REFERENCE_ROWS]
     x = prepared.raw[rows].astype(dtype)
-    z = np.asarray(flow_model(x), dtype=np.float64)
-    log_prob = np.asarray(flow_model.log_prob(x), dtype=np.float64)
+    batch = prepared.test.copy()
+    batch[: x.shape[0]] = x
+    z = np.asarray(flow_model(batch), dtype=np.float64)[: x.shape[0]]
+    log_prob = np.asarray(flow_model.log_prob(batch), dtype=np.float64)[: x.shape[0]]
     return {
         "x": x.astype(np.float64).tolist(),
         "z": z.tolist(),

@@ -215,15 +215,15 @@ def test_bad_hyperparameter(
     assert _nothing_published(store)
 
 
-def test_validation_split_too_small_for_data(
+def test_validation_split_leaves_too_few_rows(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = tmp_path / "store"
     path = tmp_path / "small.npy"
     np.save(path, np.random.default_rng(0).normal(size=(100, 2)))
-    status, err = _run(store, capsys, str(path), "--validation-split", "0.001")
+    status, err = _run(store, capsys, str(path), "--validation-split", "0.95")
     assert status == EXIT_INPUT_ERROR
-    assert "leaves no validation or no fitting rows" in err
+    assert "--validation-split 0.95 of 80 training rows leaves 4 rows" in err
     assert _nothing_published(store)
 
 
