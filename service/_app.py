@@ -6,6 +6,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import anyio
 from fastapi import FastAPI
@@ -28,6 +29,20 @@ API_VERSION = "1.0.0"
 LOADER_THREAD_NAME = "gaussprobe-model-loader"
 
 
+def enable_compilation_cache(directory: Path) -> None:
+    """Keep XLA executables in ``directory`` so later starts skip compiling.
+
+    Entries are keyed by the lowered program, the jax version and the
+    platform, so a cache shared by several models or processes is safe.
+    """
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", str(directory))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    logger.info("XLA compilation cache: %s", directory)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Create the FastAPI app serving the models of one store.
 
@@ -47,6 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     flow.enable_float64()
     if settings is None:
         settings = Settings.from_env()
+    if settings.compilation_cache is not None:
+        enable_compilation_cache(settings.compilation_cache)
     context = ServiceContext(
         settings=settings,
         registry=ModelRegistry(),

@@ -124,8 +124,9 @@ def exception_to_response(exc: BaseException, request_id: str) -> Response:
         )
     if isinstance(exc, StarletteHTTPException):
         code = _STATUS_CODES.get(exc.status_code, "internal_error")
-        message = _framework_message(exc.status_code, str(exc.detail))
         headers = dict(exc.headers) if exc.headers else None
+        message = _framework_message(exc.status_code, str(exc.detail), headers or {})
+        logger.info("request %s rejected: %s %s", request_id, code, message)
         return error_response(
             exc.status_code, code, message, request_id, headers=headers
         )
@@ -144,14 +145,15 @@ def exception_to_response(exc: BaseException, request_id: str) -> Response:
     )
 
 
-def _framework_message(status: int, detail: str) -> str:
+def _framework_message(status: int, detail: str, headers: dict[str, str]) -> str:
     if status == 404:
         return (
             "no route matches this path; GET /v1/models lists the models and "
             "the routes are documented at /docs"
         )
     if status == 405:
-        return f"this route does not allow the request method ({detail}); see /docs"
+        allowed = headers.get("Allow") or headers.get("allow") or "see /docs"
+        return f"this route does not allow the request method; allowed: {allowed}"
     return detail
 
 

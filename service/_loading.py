@@ -92,8 +92,12 @@ def load_model(store: Any, ref: str, settings: Settings) -> LoadedModel:
             f"dim {dim}",
             MANIFEST_FILE,
         )
-    runner = CompiledFlow(flow_model, max_batch=settings.max_batch_rows)
-    warmup_rows = min(settings.warmup_max_rows, settings.max_batch_rows)
+    runner = CompiledFlow(flow_model)
+    # Batches are cut into chunks of runner.max_chunk rows, so warming the
+    # buckets up to that size covers every batch the service accepts.
+    warmup_rows = min(
+        settings.warmup_max_rows, settings.max_batch_rows, runner.max_chunk
+    )
     warm_began = time.perf_counter()
     runner.warmup(max_rows=warmup_rows)
     warm_seconds = time.perf_counter() - warm_began

@@ -17,7 +17,7 @@ DEFAULT_PORT = 8000
 DEFAULT_WORKERS = 1
 DEFAULT_MAX_BATCH_ROWS = 262_144
 DEFAULT_MAX_BODY_BYTES = 268_435_456
-DEFAULT_WARMUP_MAX_ROWS = 4096
+DEFAULT_WARMUP_MAX_ROWS = DEFAULT_MAX_BATCH_ROWS
 DEFAULT_MAX_JACOBIAN_VALUES = 33_554_432
 DEFAULT_COMPUTE_THREADS = 2
 DEFAULT_DRAIN_GRACE_SECONDS = 1.0
@@ -53,10 +53,13 @@ class Settings:
     drain_grace_seconds: float = DEFAULT_DRAIN_GRACE_SECONDS
     drain_timeout_seconds: float = DEFAULT_DRAIN_TIMEOUT_SECONDS
     access_log: bool = True
+    compilation_cache: Path | None = None
     install_signal_handlers: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "store", Path(self.store))
+        if self.compilation_cache is not None:
+            object.__setattr__(self, "compilation_cache", Path(self.compilation_cache))
         object.__setattr__(self, "models", tuple(self.models))
         object.__setattr__(self, "log_level", self.log_level.lower())
         _require_range("port", self.port, 0, MAX_PORT)
@@ -154,7 +157,7 @@ def _parse_field(name: str, raw: str) -> object:
     text = raw.strip()
     if name == "models":
         return tuple(part.strip() for part in text.split(",") if part.strip())
-    if name == "store":
+    if name in ("store", "compilation_cache"):
         return Path(text)
     if kind == "int":
         try:

@@ -68,7 +68,14 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "--warmup-max-rows",
         type=int,
         help="compile batch buckets up to this many rows at start-up "
-        "(env GAUSSPROBE_WARMUP_MAX_ROWS, 4096)",
+        "(env GAUSSPROBE_WARMUP_MAX_ROWS; default: every bucket)",
+    )
+    parser.add_argument(
+        "--compilation-cache",
+        type=Path,
+        metavar="DIR",
+        help="directory where XLA keeps compiled programs so restarts skip "
+        "compiling (env GAUSSPROBE_COMPILATION_CACHE; default: no cache)",
     )
     parser.add_argument(
         "--log-level",
@@ -120,6 +127,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "max_batch_rows",
         "max_body_bytes",
         "warmup_max_rows",
+        "compilation_cache",
         "log_level",
     ):
         value = getattr(args, name, None)
