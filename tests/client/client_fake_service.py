@@ -38,6 +38,8 @@ class FakeService:
         digest: Weights digest sent in ``X-Model-Digest``.
         header_version: ``X-Model-Version`` to send instead of the real one.
         max_batch_rows: Row limit reported in ``/v1/models`` and enforced.
+        max_jacobian_values: Optional Jacobian size limit reported in
+            ``/v1/models`` (not enforced).
         fail_next: Queue of ``(status, code)`` answered before real responses.
         requests: Count of requests by ``METHOD path``.
         row_counts: Rows of every model request, in order.
@@ -52,6 +54,7 @@ class FakeService:
         self.header_version: str | None = None
         self.max_batch_rows = max_batch_rows
         self.max_body_bytes = 1 << 20
+        self.max_jacobian_values: int | None = None
         self.fail_next: list[tuple[int, str]] = []
         self.requests: Counter[str] = Counter()
         self.row_counts: list[int] = []
@@ -71,17 +74,18 @@ class FakeService:
             status, code = self.fail_next.pop(0)
             return self._error(status, code, f"injected {code}", request_id)
         if path == "/v1/models":
-            return self._json(
-                {
-                    "default_model": self.name,
-                    "models": [self.metadata()],
-                    "limits": {
-                        "max_batch_rows": self.max_batch_rows,
-                        "max_body_bytes": self.max_body_bytes,
-                    },
-                },
-                request_id,
-            )
+            limits: dict[str, int] = {
+                "max_batch_rows": self.max_batch_rows,
+                "max_body_bytes": self.max_body_bytes,
+            }
+            if self.max_jacobian_values is not None:
+                limits["max_jacobian_values"] = self.max_jacobian_values
+            body = {
+                "default_model": self.name,
+                "models": [self.metadata()],
+                "limits": limits,
+            }
+            return self._json(body, request_id)
         parts = path.strip("/").split("/")
         if parts[:2] == ["v1", "models"] and len(parts) >= 3:
             if parts[2] != self.name:

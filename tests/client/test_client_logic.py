@@ -154,6 +154,14 @@ def test_max_chunk_rows_caps_requests(fake: FakeService) -> None:
     assert fake.row_counts == [4, 4, 2]
 
 
+def test_jacobian_limit_caps_chunks(fake: FakeService) -> None:
+    fake.max_jacobian_values = 40
+    with make_client(fake) as probe:
+        jacobian = probe.jacobian(np.zeros((25, 2)))
+    assert fake.row_counts == [10, 10, 5]
+    assert jacobian.shape == (25, 2, 2)
+
+
 def test_body_limit_caps_json_chunks(fake: FakeService) -> None:
     fake.max_body_bytes = 10_000
     with make_client(fake, transport="json") as probe:

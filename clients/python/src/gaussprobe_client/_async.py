@@ -411,7 +411,7 @@ class AsyncProbeClient:
             ):
                 retry += 1
                 delay = policy.delay(retry, retry_after_seconds(response))
-                error = f"HTTP {response.status_code} {response.text[:200]}"
+                error = core.describe_response(response)
                 log_retry(method, url, retry, policy, delay, error)
                 await asyncio.sleep(delay)
                 continue

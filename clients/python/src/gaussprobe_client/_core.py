@@ -87,12 +87,15 @@ class ServiceInfo:
         metadata: The model's METADATA object (name, version, digest, dim, ...).
         max_batch_rows: Server limit on rows per request.
         max_body_bytes: Server limit on request body size.
+        max_jacobian_values: Server limit on ``rows * features**2`` of a
+            Jacobian request, or ``None`` when the server reports none.
     """
 
     model_name: str
     metadata: dict[str, Any]
     max_batch_rows: int
     max_body_bytes: int
+    max_jacobian_values: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,6 +225,11 @@ class ClientCore:
                 f"GET /v1/models returned no usable 'limits' object: {exc!r}",
                 code="invalid_response",
             ) from exc
+        # Optional limit: the HTTP contract does not require it.
+        raw_jacobian_limit = limits.get("max_jacobian_values")  # type: ignore[union-attr]
+        max_jacobian_values = (
+            int(raw_jacobian_limit) if isinstance(raw_jacobian_limit, int) else None
+        )
         served_version = metadata.get("version")
         served_digest = metadata.get("digest")
         where = (
@@ -244,7 +252,9 @@ class ClientCore:
                 "update expected_digest",
                 code="digest_mismatch",
             )
-        self.info = ServiceInfo(model_name, metadata, max_batch_rows, max_body_bytes)
+        self.info = ServiceInfo(
+            model_name, metadata, max_batch_rows, max_body_bytes, max_jacobian_values
+        )
         return self.info
 
     def check_response_pins(self, response: httpx.Response) -> None:
@@ -294,7 +304,7 @@ class ClientCore:
     # Chunking -------------------------------------------------------------
 
     def chunk_rows(self, operation: Operation, info: ServiceInfo) -> int:
-        """Rows per request: below max_batch_rows, max_body_bytes and max_chunk_rows."""
+        """Rows per request, within every server limit and ``max_chunk_rows``."""
         values_per_row = sum(int(a.shape[1]) for a in operation.inputs.values())
         if self.transport == "npy":
             bytes_per_row = values_per_row * operation.dtype.itemsize
@@ -302,6 +312,9 @@ class ClientCore:
             bytes_per_row = values_per_row * JSON_BYTES_PER_VALUE + JSON_BYTES_PER_ROW
         budget = info.max_body_bytes * BODY_BUDGET_FRACTION
         rows = min(info.max_batch_rows, math.floor(budget / max(bytes_per_row, 1)))
+        if "jacobian" in operation.outputs and info.max_jacobian_values is not None:
+            values_per_jacobian = operation.features * operation.features
+            rows = min(rows, info.max_jacobian_values // max(values_per_jacobian, 1))
         if self.max_chunk_rows is not None:
             rows = min(rows, self.max_chunk_rows)
         return max(rows, 1)
@@ -320,7 +333,10 @@ class ClientCore:
                 check_finite_for_json(array, name)
             payload: dict[str, Any] = dict(operation.inputs)
             payload.update(operation.options)
-            payload["dtype"] = operation.dtype.name
+            if operation.outputs:
+                # Sets the dtype of response arrays, so routes that return no
+                # arrays (POST /diagnostics) reject it as an unknown option.
+                payload["dtype"] = operation.dtype.name
             headers["Content-Type"] = JSON
             headers["Accept"] = JSON
             return EncodedRequest(encode_json(payload), headers, {})
@@ -381,6 +397,17 @@ class ClientCore:
                 request_id=response.headers.get("x-request-id"),
             )
         return arrays
+
+    @staticmethod
+    def describe_response(response: httpx.Response) -> str:
+        """Summarize an error response for logs: status, code and message."""
+        try:
+            body: Any = decode_json(response.content)
+        except ProbeProtocolError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("code"), str):
+            return f"HTTP {response.status_code} {body['code']}: {body.get('message')}"
+        return f"HTTP {response.status_code} {response.text[:200]}"
 
     @staticmethod
     def raise_for_status(response: httpx.Response) -> None:
