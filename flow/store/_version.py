@@ -96,13 +96,11 @@ class ArtifactVersion:
         model_path = self.file(MODEL_FILE)
         self._verify_file(MODEL_FILE)
 
-        # ``flow`` must be imported before keras: it sets KERAS_BACKEND=jax and
-        # registers the flow layers that load_model deserializes.
-        importlib.import_module("flow")
-        import keras
+        # Imported here so the store itself never loads keras or JAX.
+        load_flow = importlib.import_module("flow").load_flow
 
         logger.info("loading %s from %s", self.ref, model_path)
-        return keras.saving.load_model(str(model_path), safe_mode=True)
+        return load_flow(model_path)
 
     def _verify_file(self, relpath: str) -> None:
         problem = check_file(
