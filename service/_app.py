@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Create the FastAPI app serving the models of one store.
 
     Models load in a background thread started by the lifespan, so
-    ``/health/live`` answers at once and ``/health/ready`` returns 503
+    ``/health/live`` responds at once and ``/health/ready`` returns 503
     ``starting`` until every model passed verification and self-test.
 
     Args:

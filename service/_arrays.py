@@ -65,11 +65,11 @@ def prepare_input(
             detail={"array": name, "rows": rows, "max_batch_rows": max_batch_rows},
         )
     if columns != dim or rows == 0:
-        what = "no rows" if rows == 0 else f"{columns} features"
+        problem = "no rows" if rows == 0 else f"{columns} features"
         raise ApiError(
             422,
             "invalid_shape",
-            f"{name!r} has shape {list(array.shape)} ({what}) but the model expects "
+            f"{name!r} has shape {list(array.shape)} ({problem}) but the model expects "
             f"shape (batch, {dim}) with at least one row",
             detail={"array": name, "shape": list(array.shape), "dim": dim},
         )
@@ -108,7 +108,7 @@ def prepare_input(
 
 
 def require_finite_output(name: str, array: np.ndarray) -> None:
-    """Reject a request whose result is not finite, so no response holds NaN/inf.
+    """Reject a result that is not finite, so no response contains NaN or infinity.
 
     Raises:
         ApiError: 422 ``non_finite`` naming the output array, row and column.

@@ -90,10 +90,9 @@ def error_response(
 def exception_to_response(exc: BaseException, request_id: str) -> Response:
     """Map any exception to the JSON error response.
 
-    This is the single place where exceptions become HTTP statuses. Errors
-    that are not an :class:`ApiError` or an HTTP exception of the framework
-    become 500 ``internal_error`` and are logged with the request id and
-    traceback; the body never contains the traceback.
+    This is the single place where exceptions become HTTP statuses. Any
+    other exception becomes 500 ``internal_error`` and is logged with the
+    request id and traceback. The body never contains the traceback.
     """
     if isinstance(exc, ApiError):
         if exc.status >= 500:

@@ -156,8 +156,8 @@ def load_all_models(
     """Load every configured model, then mark the service ready or failed.
 
     Runs in a background thread. Every failure is logged with the file it
-    concerns; one failed model fails readiness for the whole service, but the
-    other models are still loaded so their problems are reported too.
+    concerns. One failed model fails readiness for the whole service, but the
+    other models are still loaded, so their problems are reported too.
     """
     from flow.store import ArtifactStore, StoreError, parse_ref
 

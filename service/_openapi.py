@@ -8,7 +8,20 @@ from pydantic import BaseModel
 
 from service._decode import DTYPE_OPTION, JSON_TYPE, NPY_TYPE, NPZ_TYPE, RouteSpec
 
-__all__ = ["ERROR_RESPONSES", "ErrorBody", "compute_extra", "file_extra", "html_extra"]
+__all__ = [
+    "ERROR_RESPONSES",
+    "ErrorBody",
+    "compute_extra",
+    "file_extra",
+    "html_extra",
+    "with_path_parameters",
+]
+
+_PATH_PARAMETERS: dict[str, dict[str, Any]] = {
+    "name": {"type": "string", "description": "model name"},
+    "version": {"type": "integer", "description": "model version number"},
+    "file": {"type": "string", "description": "path below the report folder"},
+}
 
 
 class ErrorBody(BaseModel):
@@ -104,3 +117,21 @@ def html_extra() -> dict[str, Any]:
 def file_extra() -> dict[str, Any]:
     """Describe a report file response."""
     return {"responses": {"200": {"content": {"image/png": {}, "text/html": {}}}}}
+
+
+def with_path_parameters(path: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """Add the ``{name}``, ``{version}`` and ``{file}`` parameters ``path`` has.
+
+    The endpoints read path parameters from the request, so FastAPI cannot
+    infer them; this declares them for the schema.
+    """
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": schema}
+        for name, schema in _PATH_PARAMETERS.items()
+        if "{" + name + "}" in path or "{" + name + ":path}" in path
+    ]
+    if not parameters:
+        return extra
+    merged = dict(extra)
+    merged["parameters"] = parameters + list(extra.get("parameters", []))
+    return merged

@@ -33,7 +33,7 @@ from service._registry import LoadedModel
 __all__ = ["MODEL_PREFIXES", "register_routes"]
 
 # Bodies and responses up to this size are parsed and serialized on the event
-# loop; larger ones go to a worker thread so they do not stall other requests.
+# loop. Larger ones go to a worker thread so they do not stall other requests.
 INLINE_CODEC_MAX_BYTES = 65_536
 MAX_JACOBIAN_SETTING = "max_jacobian_values (GAUSSPROBE_MAX_JACOBIAN_VALUES)"
 MODEL_PREFIXES = ("", "/v1/models/{name}", "/v1/models/{name}/versions/{version}")
@@ -153,6 +153,7 @@ async def _handle_compute(request: Request, spec: RouteSpec) -> Response:
     model = _model_for(request, spec.name)
     template = request.scope["route"].path
     metrics = context.metrics
+
     began = time.perf_counter()
     body = await read_body(request, context.settings.max_body_bytes)
     decode_args = (
@@ -170,9 +171,11 @@ async def _handle_compute(request: Request, spec: RouteSpec) -> Response:
         prepared = _decode_and_prepare(*decode_args)
     arrays, options, media_type, response_dtype = prepared
     decoded = time.perf_counter()
+
     rows = arrays[spec.primary].shape[0]
     outputs = await _run(context, _COMPUTE[spec.name], model, arrays, options)
     computed = time.perf_counter()
+
     output_bytes = (
         sum(array.size for array in outputs.values()) * response_dtype.itemsize
     )
@@ -183,6 +186,7 @@ async def _handle_compute(request: Request, spec: RouteSpec) -> Response:
     else:
         content = encode_arrays(outputs, media_type, response_dtype)
     encoded = time.perf_counter()
+
     labels = (template, model.name)
     metrics.phase.labels(*labels, "decode").observe(decoded - began)
     metrics.phase.labels(*labels, "compute").observe(computed - decoded)
@@ -365,7 +369,8 @@ def register_routes(app: FastAPI) -> None:
                 endpoint,
                 methods=[method],
                 tags=[tag],
-                openapi_extra=extra or None,
+                openapi_extra=_openapi.with_path_parameters(prefix + suffix, extra)
+                or None,
                 name=f"{endpoint.__name__}:{prefix or 'default'}",
                 responses=_openapi.ERROR_RESPONSES,
             )
@@ -376,6 +381,7 @@ def register_routes(app: FastAPI) -> None:
             model_metadata,
             methods=["GET"],
             tags=["models"],
+            openapi_extra=_openapi.with_path_parameters(path, {}),
             name=f"model_metadata:{path}",
             responses=_openapi.ERROR_RESPONSES,
         )

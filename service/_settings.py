@@ -103,7 +103,7 @@ class Settings:
             environ: Variables to read; ``os.environ`` when None.
 
         Raises:
-            ValueError: A variable holds a value of the wrong type or range; the
+            ValueError: A variable contains a value of the wrong type or range; the
                 message names the variable.
         """
         env = os.environ if environ is None else environ

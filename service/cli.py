@@ -155,8 +155,8 @@ def _configure_logging(level: str) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     """Run the service until SIGTERM or SIGINT; return the exit status.
 
-    With one worker the app is created here; with several, uvicorn starts
-    worker processes that each build the app from ``GAUSSPROBE_*`` variables
+    With one worker the app is created here. With several, uvicorn starts
+    worker processes, and each builds the app from ``GAUSSPROBE_*`` variables
     exported from the merged settings.
     """
     import uvicorn

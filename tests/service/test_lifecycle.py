@@ -30,7 +30,6 @@ NPY = "application/x-npy"
 DRAIN_BATCH_ROWS = 262_144
 DRAIN_REQUESTS = 3
 POLL_SECONDS = 0.02
-LOAD_FAILURE_TIMEOUT_SECONDS = 300.0
 
 
 def _npy(array: np.ndarray) -> bytes:
