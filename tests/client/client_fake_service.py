@@ -1,7 +1,7 @@
 """An in-memory stand-in for the service, for fast tests of client-only logic.
 
-The real service never sends 429, cannot be told to fail the next N requests,
-and cannot swap its model between two requests; this fake can. It follows the
+The real service never sends 429, has no switch to fail the next N requests,
+and cannot swap its model between two requests, but this fake can. It follows the
 HTTP contract for one model whose transform is the affine map
 ``z = (x - shift) * scale`` (so every output has a closed form), and is served
 through ``httpx.MockTransport``. Tests of the client against the real service
@@ -40,7 +40,7 @@ class FakeService:
         max_batch_rows: Row limit reported in ``/v1/models`` and enforced.
         max_jacobian_values: Optional Jacobian size limit reported in
             ``/v1/models`` (not enforced).
-        fail_next: Queue of ``(status, code)`` answered before real responses.
+        fail_next: Queue of ``(status, code)`` errors returned before real responses.
         requests: Count of requests by ``METHOD path``.
         row_counts: Rows of every model request, in order.
     """
@@ -66,7 +66,7 @@ class FakeService:
     # Request handling -----------------------------------------------------
 
     def handle(self, request: httpx.Request) -> httpx.Response:
-        """Answer one request as the service would."""
+        """Return the response the service would send for one request."""
         path = request.url.path
         self.requests[f"{request.method} {path}"] += 1
         request_id = request.headers.get("x-request-id", uuid.uuid4().hex)

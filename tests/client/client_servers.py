@@ -9,24 +9,33 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 __all__ = [
     "ASGI_BASE_URL",
     "SERVER_START_TIMEOUT_SECONDS",
+    "TEST_WARMUP_MAX_ROWS",
     "ClientStore",
     "ServerProcess",
     "TrainedModel",
     "free_port",
+    "make_app",
+    "open_test_client",
     "train_models",
 ]
 
 # Host name of the in-process app; requests never leave the process.
 ASGI_BASE_URL = "http://asgi.test"
-# Start-up imports JAX and Keras, loads, verifies and warms up every model.
-SERVER_START_TIMEOUT_SECONDS = 180.0
+# Start-up imports JAX and Keras, loads, verifies and warms up every model;
+# on a busy 2-core machine the first warm-up takes minutes.
+SERVER_START_TIMEOUT_SECONDS = 600.0
+# Tests send at most this many rows per request, except the batch-split test,
+# so servers warm up only the buckets up to it.
+TEST_WARMUP_MAX_ROWS = 512
 SERVER_STOP_TIMEOUT_SECONDS = 30.0
 TRAIN_TIMEOUT_SECONDS = 600.0
 _POLL_INTERVAL_SECONDS = 0.2
@@ -124,16 +133,48 @@ class ClientStore:
         moons_retrained: Another float32 moons model, with another seed and
             so another digest.
         log_dir: Directory for training and server output.
+        compilation_cache: JAX compilation cache shared by test servers.
     """
 
     root: Path
     moons: TrainedModel
     moons_retrained: TrainedModel
     log_dir: Path
+    compilation_cache: Path
 
     def served_refs(self) -> list[str]:
         """References that test servers load; ``moons:1`` is the default."""
         return [self.moons.ref, self.moons_retrained.ref]
+
+
+def make_app(client_store: ClientStore, refs: list[str], api_key: str | None) -> Any:
+    """Create the service's FastAPI app for the test store (not started)."""
+    from service import Settings, create_app
+
+    settings = Settings(
+        store=client_store.root,
+        models=tuple(refs),
+        install_signal_handlers=False,
+        api_key=api_key,
+        warmup_max_rows=TEST_WARMUP_MAX_ROWS,
+        compilation_cache=client_store.compilation_cache,
+    )
+    return create_app(settings)
+
+
+def open_test_client(app: Any) -> Any:
+    """Return ``starlette.testclient.TestClient(app)``, an ``httpx.Client``.
+
+    Starlette 1.x warns that its TestClient should use httpx2. The client
+    needs the httpx-based one, whose class is an ``httpx.Client`` subclass.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="Using `httpx` with `starlette.testclient`"
+        )
+        from starlette.testclient import TestClient
+
+    return TestClient(app, base_url=ASGI_BASE_URL)
 
 
 class ServerProcess:
@@ -143,6 +184,8 @@ class ServerProcess:
         store: Store directory.
         models: Model references to serve; the first is the default model.
         log_path: File that receives the server's output.
+        compilation_cache: JAX compilation cache directory shared by the
+            test servers, so restarts skip recompiling.
         port: Port to bind; a free one when None.
         extra_env: More ``GAUSSPROBE_*`` settings, e.g. an API key.
     """
@@ -152,11 +195,13 @@ class ServerProcess:
         store: Path,
         models: list[str],
         log_path: Path,
+        compilation_cache: Path,
         *,
         port: int | None = None,
         extra_env: dict[str, str] | None = None,
     ) -> None:
         self.store = store
+        self.compilation_cache = compilation_cache
         self.models = models
         self.log_path = log_path
         self.port = port if port is not None else free_port()
@@ -176,13 +221,16 @@ class ServerProcess:
                 "GAUSSPROBE_MODELS": ",".join(self.models),
                 "GAUSSPROBE_HOST": "127.0.0.1",
                 "GAUSSPROBE_PORT": str(self.port),
-                "GAUSSPROBE_LOG_LEVEL": "warning",
+                "GAUSSPROBE_LOG_LEVEL": "info",
+                "GAUSSPROBE_WARMUP_MAX_ROWS": str(TEST_WARMUP_MAX_ROWS),
+                "GAUSSPROBE_COMPILATION_CACHE": str(self.compilation_cache),
                 **self.extra_env,
             }
         )
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "flow", "serve"],
+                # `python -m service` runs the same code as `gaussprobe serve`.
+                [sys.executable, "-m", "service"],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,

@@ -79,7 +79,8 @@ class AsyncProbeClient:
         max_chunk_rows: Cap on rows per request, below the server's limits.
         client: An ``httpx.AsyncClient`` to send requests with (for example
             one with ``transport=httpx.ASGITransport(app=app)`` to call the app
-            in-process); the caller closes it.
+            in-process). The caller closes it, and its own timeouts apply
+            instead of ``timeout`` and ``connect_timeout``.
     """
 
     def __init__(
@@ -110,7 +111,13 @@ class AsyncProbeClient:
             max_chunk_rows=max_chunk_rows,
         )
         self._owns_client = client is None
-        self._http = client if client is not None else httpx.AsyncClient()
+        # An injected client keeps its own timeouts: per-request timeouts
+        # would override them, and starlette's TestClient warns about them.
+        self._http = (
+            client
+            if client is not None
+            else httpx.AsyncClient(timeout=self._core.timeout)
+        )
 
     # Lifecycle ------------------------------------------------------------
 
@@ -304,7 +311,7 @@ class AsyncProbeClient:
                 response = await self._http.get(
                     self._core.url("/health/ready"),
                     headers=self._core.headers(),
-                    timeout=tracker.request_timeout(),
+                    **self._poll_options(tracker),
                 )
             except httpx.TransportError as exc:
                 tracker.record_exception(exc)
@@ -316,6 +323,12 @@ class AsyncProbeClient:
             await asyncio.sleep(READY_POLL_INTERVAL_SECONDS)
 
     # Internals ------------------------------------------------------------
+
+    def _poll_options(self, tracker: ReadinessTracker) -> dict[str, Any]:
+        """Per-poll timeout, cut to the time left, for a client this object owns."""
+        if not self._owns_client:
+            return {}
+        return {"timeout": tracker.request_timeout()}
 
     async def _ensure_info(self) -> ServiceInfo:
         """Fetch limits and metadata once, checking the pins before any data."""
@@ -395,7 +408,6 @@ class AsyncProbeClient:
                     content=content,
                     headers=headers if headers is not None else core.headers(),
                     params=params,
-                    timeout=core.timeout,
                 )
             except httpx.TransportError as exc:
                 if retry >= policy.max_retries or not is_retryable_exception(exc):

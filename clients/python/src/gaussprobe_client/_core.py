@@ -80,7 +80,7 @@ def normalize_digest(digest: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class ServiceInfo:
-    """What the client learned from the service before its first data call.
+    """Service limits and model metadata, fetched before the first data call.
 
     Attributes:
         model_name: Name of the model the client calls.

@@ -97,7 +97,7 @@ class ProbeError(Exception):
 
 
 class ProbeHTTPError(ProbeError):
-    """The service answered with an error status (4xx or 5xx)."""
+    """The service returned an error status (4xx or 5xx)."""
 
 
 class InvalidInputError(ProbeHTTPError, ValueError):
@@ -214,9 +214,9 @@ def error_from_response(
 ) -> ProbeHTTPError:
     """Build the typed exception for an error response.
 
-    The service's ``code`` field picks the class first; the HTTP status is the
-    fallback for unknown codes and for bodies that are not the service's
-    error JSON (for example a proxy's HTML page).
+    The service's ``code`` field picks the class. The HTTP status picks it
+    for unknown codes and for bodies that are not the service's error JSON,
+    such as a proxy's HTML page.
 
     Args:
         status: HTTP status code of the response.

@@ -79,7 +79,9 @@ class ProbeClient:
         transport: ``"npy"`` (binary .npy/.npz bodies, default) or ``"json"``.
         max_chunk_rows: Cap on rows per request, below the server's limits.
         client: An ``httpx.Client`` to send requests with (for example
-            ``starlette.testclient.TestClient(app)``); the caller closes it.
+            ``starlette.testclient.TestClient(app)``). The caller closes it,
+            and its own timeouts apply instead of ``timeout`` and
+            ``connect_timeout``.
     """
 
     def __init__(
@@ -110,7 +112,11 @@ class ProbeClient:
             max_chunk_rows=max_chunk_rows,
         )
         self._owns_client = client is None
-        self._http = client if client is not None else httpx.Client()
+        # An injected client keeps its own timeouts: per-request timeouts
+        # would override them, and starlette's TestClient warns about them.
+        if client is None:
+            client = httpx.Client(timeout=self._core.timeout)
+        self._http = client
 
     # Lifecycle ------------------------------------------------------------
 
@@ -294,7 +300,7 @@ class ProbeClient:
                 response = self._http.get(
                     self._core.url("/health/ready"),
                     headers=self._core.headers(),
-                    timeout=tracker.request_timeout(),
+                    **self._poll_options(tracker),
                 )
             except httpx.TransportError as exc:
                 tracker.record_exception(exc)
@@ -328,6 +334,12 @@ class ProbeClient:
         return make_jax_function(self, method)
 
     # Internals ------------------------------------------------------------
+
+    def _poll_options(self, tracker: ReadinessTracker) -> dict[str, Any]:
+        """Per-poll timeout, cut to the time left, for a client this object owns."""
+        if not self._owns_client:
+            return {}
+        return {"timeout": tracker.request_timeout()}
 
     def _ensure_info(self) -> ServiceInfo:
         """Fetch limits and metadata once, checking the pins before any data."""
@@ -407,7 +419,6 @@ class ProbeClient:
                     content=content,
                     headers=headers if headers is not None else core.headers(),
                     params=params,
-                    timeout=core.timeout,
                 )
             except httpx.TransportError as exc:
                 if retry >= policy.max_retries or not is_retryable_exception(exc):
