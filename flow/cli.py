@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 __all__ = ["STORE_ENV_VAR", "build_parser", "main"]
@@ -44,12 +45,18 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="gaussprobe",
         description="Train, version and serve frozen Gaussianization-flow probes.",
     )
-    parser.add_argument("--store", default=None, metavar="PATH", help=_STORE_HELP)
+    # A separate dest, because a subcommand's own --store default (None in
+    # ``serve``) would overwrite a value given before the subcommand name.
+    parser.add_argument(
+        "--store", dest="global_store", default=None, metavar="PATH", help=_STORE_HELP
+    )
     parser.add_argument(
         "--log-level",
+        dest="global_log_level",
         default="info",
         choices=("debug", "info", "warning", "error"),
-        help="log level of messages on standard error (default: %(default)s)",
+        help="log level of train and models messages on standard error "
+        "(default: %(default)s; serve has its own --log-level)",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
@@ -78,12 +85,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def _add_serve_parser(subparsers: Any) -> None:
     try:
-        from service.cli import add_serve_parser
+        from service.cli import add_serve_parser, run_serve
     except ImportError as error:
         logging.getLogger(__name__).debug("serve command unavailable: %s", error)
         subparsers.add_parser("serve", help="serve stored models over HTTP")
         return
-    add_serve_parser(subparsers)
+    serve_parser = add_serve_parser(subparsers)
+    serve_parser.set_defaults(func=run_serve)
 
 
 def _add_models_parser(subparsers: Any) -> None:
@@ -113,8 +121,11 @@ def _requested_command(argv: Sequence[str]) -> str | None:
 
 
 def _resolve_store(args: argparse.Namespace) -> None:
-    if getattr(args, "store", None) is None:
-        args.store = os.environ.get(STORE_ENV_VAR) or DEFAULT_STORE
+    """Set ``args.store`` from the subcommand flag, the global flag or the env."""
+    store = getattr(args, "store", None) or args.global_store
+    if store is None:
+        store = os.environ.get(STORE_ENV_VAR) or DEFAULT_STORE
+    args.store = Path(store)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -122,7 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_requested_command(arguments))
     args = parser.parse_args(arguments)
-    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
+    if args.command != "serve":
+        # serve configures logging from its own --log-level and environment.
+        logging.basicConfig(level=args.global_log_level.upper(), format=LOG_FORMAT)
     _resolve_store(args)
     handler: Callable[[argparse.Namespace], int | None] | None = getattr(
         args, "func", None
