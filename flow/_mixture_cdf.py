@@ -38,6 +38,10 @@ class MixtureCDFGaussianization(Bijector):
         num_components: K, mixture components per feature.
         inverse_iterations: safeguarded Newton steps of the inverse; the
             default depends on the dtype.
+        min_scale: lower bound of every component's scale, in the units of
+            the data reaching the layer. The effective scale is
+            ``min_scale + exp(log_scale)``; a positive bound keeps components
+            from collapsing onto a few training points (a regulariser).
 
     References:
         Meng, Song, Song & Ermon (2020), "Gaussianization Flows".
@@ -48,6 +52,7 @@ class MixtureCDFGaussianization(Bijector):
         self,
         num_components: int = 10,
         inverse_iterations: int | None = None,
+        min_scale: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -57,8 +62,11 @@ class MixtureCDFGaussianization(Bijector):
             raise ValueError(
                 f"inverse_iterations must be >= 1; received {inverse_iterations}"
             )
+        if not min_scale >= 0:
+            raise ValueError(f"min_scale must be >= 0; received {min_scale}")
         self.num_components = num_components
         self.inverse_iterations = inverse_iterations
+        self.min_scale = float(min_scale)
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         shape = (int(input_shape[-1]), self.num_components)  # type: ignore[arg-type]
@@ -74,11 +82,12 @@ class MixtureCDFGaussianization(Bijector):
         self.logits = self.add_weight(name="logits", shape=shape, initializer="zeros")
 
     def _unpack(self, params: Params) -> tuple[Array, Array, Array]:
-        return (
-            params[self.loc.path],
-            params[self.log_scale.path],
-            params[self.logits.path],
-        )
+        log_scale = params[self.log_scale.path]
+        if self.min_scale > 0:
+            # log(min_scale + exp(log_scale)), smooth in log_scale.
+            bound = jnp.log(jnp.asarray(self.min_scale, log_scale.dtype))
+            log_scale = jnp.logaddexp(log_scale, bound)
+        return params[self.loc.path], log_scale, params[self.logits.path]
 
     def _forward(self, params: Params, x: Array) -> tuple[Array, Array]:
         z, log_dzdx = mixture_forward(x, *self._unpack(params))
@@ -95,6 +104,11 @@ class MixtureCDFGaussianization(Bijector):
     def initialize_from_data(self, x: Array, seed: int) -> None:
         del seed
         loc, log_scale, logits = init_mixture(np.asarray(x), self.num_components)
+        if self.min_scale > 0:
+            # Store the excess over the bound so the effective scale starts
+            # at the fitted one, or at twice the bound if that is larger.
+            scale = np.maximum(np.exp(log_scale), 2.0 * self.min_scale)
+            log_scale = np.log(scale - self.min_scale)
         self.loc.assign(loc.astype(self.loc.dtype))
         self.log_scale.assign(log_scale.astype(self.log_scale.dtype))
         self.logits.assign(logits.astype(self.logits.dtype))
@@ -104,4 +118,5 @@ class MixtureCDFGaussianization(Bijector):
             **super().get_config(),
             "num_components": self.num_components,
             "inverse_iterations": self.inverse_iterations,
+            "min_scale": self.min_scale,
         }

@@ -53,6 +53,8 @@ class GaussianizationFlow(keras.Model):
             ``freeze_flow`` and kept through save and load).
         inverse_iterations: Newton steps of each mixture inverse (default by
             dtype).
+        min_scale: lower bound of every mixture component's scale (see
+            ``MixtureCDFGaussianization``); 0 leaves scales unbounded.
 
     Shapes: ``x`` and ``z`` are `(batch, d)`; ``log_det`` and ``log_prob``
     are `(batch,)`.
@@ -73,6 +75,7 @@ class GaussianizationFlow(keras.Model):
         standardize: bool = False,
         frozen: bool = False,
         inverse_iterations: int | None = None,
+        min_scale: float = 0.0,
         **kwargs: Any,
     ) -> None:
         _check_hyperparameters(dim, num_blocks, num_components)
@@ -97,6 +100,7 @@ class GaussianizationFlow(keras.Model):
         self.use_pca = use_pca
         self.standardize = standardize
         self.inverse_iterations = inverse_iterations
+        self.min_scale = float(min_scale)
         self.bijectors = self._make_bijectors()
         self.build((None, dim))
         self._jitted: dict[str, Callable[..., Any]] = {}
@@ -120,6 +124,7 @@ class GaussianizationFlow(keras.Model):
                 MixtureCDFGaussianization(
                     self.num_components,
                     self.inverse_iterations,
+                    self.min_scale,
                     name=f"block{block}_marginal",
                     dtype=dtype,
                 )
@@ -260,6 +265,7 @@ class GaussianizationFlow(keras.Model):
             "standardize": self.standardize,
             "frozen": self.frozen,
             "inverse_iterations": self.inverse_iterations,
+            "min_scale": self.min_scale,
         }
 
     @classmethod

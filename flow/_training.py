@@ -57,6 +57,7 @@ def fit_and_freeze(
     dtype: str = "float32",
     num_reflectors: int | None = None,
     use_pca: bool = True,
+    min_scale: float = 0.0,
     progress: ProgressCallback | None = None,
 ) -> tuple[GaussianizationFlow, dict[str, Any]]:
     """Fit a Gaussianization flow by maximum likelihood and freeze it.
@@ -68,8 +69,9 @@ def fit_and_freeze(
 
     Args:
         data: `(batch, features)` finite training data.
-        num_blocks, num_components, num_reflectors, use_pca, standardize,
-            dtype: flow architecture (see ``GaussianizationFlow``).
+        num_blocks, num_components, num_reflectors, use_pca, min_scale,
+            standardize, dtype: flow architecture (see
+            ``GaussianizationFlow``).
         epochs: maximum passes over the training rows.
         batch_size: rows per Adam step (capped at the training rows).
         lr: Adam learning rate.
@@ -104,6 +106,7 @@ def fit_and_freeze(
         num_components=num_components,
         num_reflectors=num_reflectors,
         use_pca=use_pca,
+        min_scale=min_scale,
         standardize=standardize,
         dtype=dtype,
     )
