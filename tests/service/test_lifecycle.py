@@ -30,6 +30,8 @@ NPY = "application/x-npy"
 DRAIN_BATCH_ROWS = 262_144
 DRAIN_REQUESTS = 3
 POLL_SECONDS = 0.02
+WORKER_PROBES = 20
+WORKER_READY_TIMEOUT_SECONDS = 600.0
 
 
 def _npy(array: np.ndarray) -> bytes:
@@ -228,3 +230,32 @@ def test_readiness_and_sigterm_drain(
     log = server.log()
     assert "draining" in log
     assert "drain finished" in log
+
+
+def test_two_workers_serve(
+    trained: TrainedModel, compilation_cache: Path, tmp_path: Path
+) -> None:
+    server = start_server(trained.store, compilation_cache, tmp_path, "--workers", "2")
+    try:
+        server.wait_ready()
+        # Each request may reach either worker, so every one must answer.
+        for _ in range(WORKER_PROBES):
+            response = httpx.post(
+                server.base_url + "/transform", json={"x": [[0.1, 0.2]]}, timeout=300
+            )
+            assert response.status_code in (200, 503), response.text
+        deadline = time.monotonic() + WORKER_READY_TIMEOUT_SECONDS
+        statuses: list[int] = []
+        while (
+            time.monotonic() < deadline
+            and statuses[-WORKER_PROBES:] != [200] * WORKER_PROBES
+        ):
+            statuses.append(
+                httpx.get(server.base_url + "/health/ready", timeout=30).status_code
+            )
+            time.sleep(POLL_SECONDS)
+        assert statuses[-WORKER_PROBES:] == [200] * WORKER_PROBES
+    finally:
+        exit_status = server.stop()
+    assert exit_status in (0, -signal.SIGTERM)
+    assert server.log().count("service stopped") == 2

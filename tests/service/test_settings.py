@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,16 @@ def test_serve_subcommand_registers() -> None:
     assert args.command == "serve"
     assert args.store == Path("/tmp/s")
     assert args.workers == 2
+
+
+def test_gaussprobe_serve_help() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "flow", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--model NAME[:VERSION|@ALIAS]" in result.stdout
+    assert "--compilation-cache" in result.stdout
