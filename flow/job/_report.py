@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from flow.job._figures import FIGURE_FILES
@@ -91,18 +91,20 @@ def _number(value: Any, digits: int = 4) -> str:
 
 
 def _table(
-    header: Sequence[str], rows: Sequence[Sequence[str]], text_columns: int = 1
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    text_columns: Collection[int] = (0,),
 ) -> str:
-    """Build a table from already escaped cells; the first columns are text."""
+    """Build a table from already escaped cells; ``text_columns`` align left."""
     head = "".join(
-        f'<th class="text">{cell}</th>' if index < text_columns else f"<th>{cell}</th>"
+        f'<th class="text">{cell}</th>' if index in text_columns else f"<th>{cell}</th>"
         for index, cell in enumerate(header)
     )
     body = []
     for row in rows:
         cells = "".join(
             f'<td class="text">{cell}</td>'
-            if index < text_columns
+            if index in text_columns
             else f"<td>{cell}</td>"
             for index, cell in enumerate(row)
         )
@@ -119,7 +121,6 @@ def _summary_section(manifest: Mapping[str, Any]) -> str:
     )
     rows = [
         ("model", _escape(manifest.get("name", ""))),
-        ("version", _escape(manifest.get("version", "assigned at publish"))),
         ("data source", _escape(source_text)),
         ("features", _escape(", ".join(manifest.get("feature_names", [])))),
         ("dtype", _escape(manifest.get("dtype", ""))),
@@ -146,7 +147,7 @@ def _summary_section(manifest: Mapping[str, Any]) -> str:
     if isinstance(source, dict) and source.get("attribution"):
         rows.append(("data attribution", _escape(source["attribution"])))
     return "<h2>Summary</h2>" + _table(
-        ["field", "value"], [list(row) for row in rows], text_columns=2
+        ["field", "value"], [list(row) for row in rows], text_columns=(0, 1)
     )
 
 
@@ -219,7 +220,7 @@ def _preprocessing_section(manifest: Mapping[str, Any]) -> str:
                 "<p>Columns with repeated values were dequantized: uniform noise "
                 "U(-q/2, q/2) of the column's quantum q was added to every row "
                 "before training and evaluation.</p>"
-                + _table(["feature", "quantum q", "reason"], rows, text_columns=1)
+                + _table(["feature", "quantum q", "reason"], rows, text_columns=(0, 2))
             )
         else:
             mode = _escape(dequantization.get("mode", ""))

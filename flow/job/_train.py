@@ -163,7 +163,7 @@ def _evaluate(
     baselines: dict[str, Any] = {
         "split": "test",
         "num_rows": int(test_rows.shape[0]),
-        "units": "raw data units after dequantization (nats per row)",
+        "units": "raw data units after dequantization",
         "flow": {"mean_nll": float(diagnostics["test"]["mean_nll"])},
         **fit_baselines(
             train_rows.astype(np.float64), test_rows.astype(np.float64), settings.seed

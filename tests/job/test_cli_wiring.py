@@ -85,7 +85,8 @@ def test_train_does_not_import_web_stack() -> None:
         "import sys\n"
         "from flow.cli import build_parser\n"
         "build_parser('train').parse_args(['train', 'moons'])\n"
-        "print(sorted(m for m in ('fastapi', 'uvicorn', 'service') if m in sys.modules))"
+        "web = ('fastapi', 'uvicorn', 'service')\n"
+        "print(sorted(m for m in web if m in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe],
