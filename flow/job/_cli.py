@@ -16,12 +16,15 @@ from flow.job._sources import BUILTIN_DATASETS, parse_column_list
 from flow.job._split import DEFAULT_TEST_FRACTION
 from flow.job._validation import DEFAULT_MIN_ROWS
 
-__all__ = ["EXIT_INPUT_ERROR", "add_train_parser", "run_train"]
+__all__ = ["EXIT_INPUT_ERROR", "EXIT_STORE_ERROR", "add_train_parser", "run_train"]
 
 logger = logging.getLogger(__name__)
 
 EXIT_INPUT_ERROR = 2
 """Exit status for invalid data or options, the same as argparse usage errors."""
+
+EXIT_STORE_ERROR = 1
+"""Exit status when the store rejects the publish."""
 
 _DEFAULTS = TrainSettings(source="")
 
@@ -235,8 +238,13 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Run ``gaussprobe train``; return the process exit status."""
+    """Run ``gaussprobe train``; return the process exit status.
+
+    Returns 0 on success, 2 for invalid data or options and 1 when the store
+    rejects the publish (for example a read-only directory).
+    """
     from flow.job._train import train
+    from flow.store import StoreError
 
     try:
         settings = settings_from_args(args)
@@ -244,6 +252,10 @@ def run_train(args: argparse.Namespace) -> int:
     except TrainingInputError as error:
         print(f"gaussprobe train: error: {error}", file=sys.stderr)
         return EXIT_INPUT_ERROR
+    except StoreError as error:
+        logger.error("publishing to the store %s failed: %s", args.store, error)
+        print(f"gaussprobe train: error: publishing failed: {error}", file=sys.stderr)
+        return EXIT_STORE_ERROR
     _print_summary(result.name, result.version, result.path, result.manifest)
     return 0
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from flow.job._baselines import fit_baselines
+from flow.job._errors import TrainingInputError
 from flow.job._figures import render_figures
 from flow.job._prepare import PreparedData, prepare_data, validation_rows
 from flow.job._progress import EpochProgress
@@ -60,7 +61,7 @@ def train(
 
     Every data and option check runs before training starts, and nothing is
     written to the store unless training, evaluation and report rendering all
-    succeed.
+    succeed. The ``alias`` option is applied after the publish.
 
     Args:
         settings: Options of the run.
@@ -72,8 +73,14 @@ def train(
 
     Raises:
         TrainingInputError: for invalid data or options (nothing is published).
+        StoreError: if the store rejects the publish or the alias.
     """
     settings.validate()
+    if store_root.exists() and not store_root.is_dir():
+        raise TrainingInputError(
+            f"store path {str(store_root)!r} exists and is not a directory; pass "
+            "--store with a directory (it is created if missing)"
+        )
     prepared = prepare_data(settings)
     name = settings.name if settings.name is not None else prepared.dataset_name
 

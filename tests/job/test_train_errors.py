@@ -236,3 +236,14 @@ def test_console_script_exit_status(
     assert "missing.npy' not found" in result.stderr  # type: ignore[attr-defined]
     assert result.stdout == ""  # type: ignore[attr-defined]
     assert _nothing_published(store)
+
+
+def test_store_path_is_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "store"
+    store.write_text("not a store", encoding="utf-8")
+    status, err = _run(store, capsys, "moons")
+    assert status == EXIT_INPUT_ERROR
+    assert "exists and is not a directory" in err
+    assert store.read_text(encoding="utf-8") == "not a store"
