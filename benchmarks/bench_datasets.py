@@ -39,7 +39,12 @@ from flow.job._train import train  # noqa: E402
 
 BENCHMARK_RUNS: dict[str, TrainSettings] = {
     "adult": TrainSettings(
-        source="adult", epochs=40, batch_size=512, patience=10, seed=0
+        source="adult",
+        epochs=200,
+        batch_size=512,
+        learning_rate=0.003,
+        patience=20,
+        seed=0,
     ),
     "german_credit": TrainSettings(
         source="german_credit", epochs=60, batch_size=128, patience=10, seed=0
