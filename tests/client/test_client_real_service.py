@@ -18,8 +18,11 @@ from client_reference import (
 )
 from client_servers import (
     ASGI_BASE_URL,
+    SERVER_START_TIMEOUT_SECONDS,
     ClientStore,
     ServerProcess,
+    make_app,
+    open_test_client,
 )
 from gaussprobe_client import (
     AsyncProbeClient,
@@ -36,7 +39,8 @@ pytestmark = pytest.mark.slow
 
 ROWS = 300
 # float32 models: the service's jitted runner and the eager in-process model
-# round differently, and the inverse is solved numerically.
+# round differently, and the inverse is solved numerically, so outputs of
+# order 1 are compared at 1e-4 rather than at float32 epsilon.
 FLOAT32_TOLERANCE = 1e-4
 GRADIENT_TOLERANCE = 1e-5
 # Retries that outlast a server restart: loading and warm-up take a minute or
@@ -165,7 +169,9 @@ def test_live_large_batch_split(live_server: ServerProcess) -> None:
         z_whole = whole.transform(x)
     with ProbeClient(live_server.url, max_chunk_rows=1024) as split:
         z_split = split.transform(x)
-    np.testing.assert_array_equal(z_split, z_whole)
+    # Results agree to rounding, not bit for bit: the service pads each request
+    # to a power-of-two bucket, and XLA's float32 kernels differ by bucket size.
+    np.testing.assert_allclose(z_split, z_whole, rtol=1e-6, atol=1e-6)
 
 
 # Gradients through the remote probe ---------------------------------------
@@ -287,20 +293,14 @@ def test_live_wrong_feature_count_raises(live_server: ServerProcess) -> None:
 
 
 def test_api_key_required(client_store: ClientStore) -> None:
-    from starlette.testclient import TestClient
-
-    from service import Settings, create_app
-
-    settings = Settings(
-        store=client_store.root,
-        models=(client_store.moons.ref,),
-        install_signal_handlers=False,
-        api_key="client-test-key",
-    )
-    with TestClient(create_app(settings), base_url=ASGI_BASE_URL) as http:
+    app = make_app(client_store, [client_store.moons.ref], api_key="client-test-key")
+    with open_test_client(app) as http:
+        ProbeClient(ASGI_BASE_URL, client=http).wait_until_ready(
+            SERVER_START_TIMEOUT_SECONDS
+        )
         with (
             ProbeClient(ASGI_BASE_URL, client=http, api_key="wrong") as probe,
-            pytest.raises(UnauthorizedError) as caught,
+            pytest.raises(UnauthorizedError, match="requires an API key") as caught,
         ):
             probe.transform(moons_rows(5))
         with ProbeClient(ASGI_BASE_URL, client=http, api_key="client-test-key") as ok:
