@@ -15,6 +15,7 @@ from service._context import ServiceContext
 from service._errors import install_exception_handlers
 from service._lifecycle import DrainController, ServiceState
 from service._loading import load_all_models
+from service._logging import configure_logging
 from service._metrics import ServiceMetrics
 from service._middleware import RequestContextMiddleware
 from service._registry import ModelRegistry
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     flow.enable_float64()
     if settings is None:
         settings = Settings.from_env()
+    configure_logging(settings.log_level)
     if settings.compilation_cache is not None:
         enable_compilation_cache(settings.compilation_cache)
     context = ServiceContext(

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from service._logging import configure_logging
 from service._settings import Settings
 
 __all__ = [
@@ -21,7 +22,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 APP_FACTORY = "service:create_app"
 EXIT_USAGE = 2
 
@@ -148,10 +148,6 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return settings.replace(**changes) if changes else settings
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr)
-
-
 def run_serve(args: argparse.Namespace) -> int:
     """Run the service until SIGTERM or SIGINT; return the exit status.
 
@@ -166,7 +162,7 @@ def run_serve(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"gaussprobe serve: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level)
     graceful_seconds = int(settings.drain_timeout_seconds) + 1
     if settings.workers == 1:
         from service._app import create_app
