@@ -8,7 +8,7 @@ from scipy.special import logsumexp
 # Scales never start below this fraction of the feature's standard deviation,
 # so an atom (a value repeated in many rows) cannot seed a zero-width
 # component whose density is unbounded.
-_MIN_SCALE_FRACTION = 1e-3
+_MIN_SCALE_FRACTION = 1e-6
 
 # EM steps after the quantile start: enough to move components onto the
 # modes, few enough to stay well under a second for 10^5 rows.

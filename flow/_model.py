@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import keras
 import numpy as np
+from jax import lax
 
 from flow._bijector import Bijector, Params
 from flow._fixed_ortho import FixedOrtho
@@ -157,18 +158,68 @@ class GaussianizationFlow(keras.Model):
 
     # Pure kernels, used by the public methods, the compiled runner and training.
 
+    def _split_layers(self) -> tuple[list[Bijector], list[list[Bijector]]]:
+        # Fixed layers in front, then num_blocks (rotation, marginal) pairs.
+        first = len(self.bijectors) - 2 * self.num_blocks
+        layers = self.bijectors
+        blocks = [layers[i : i + 2] for i in range(first, len(layers), 2)]
+        return layers[:first], blocks
+
+    def _stacked_block_params(self, params: Params) -> dict[str, Array]:
+        # Every block has the same structure, so the parameters of all blocks
+        # are stacked along a leading axis under the first block's paths and
+        # the blocks run as one lax.scan: XLA then compiles one block body
+        # instead of num_blocks copies, which cuts compile time several-fold.
+        _, blocks = self._split_layers()
+        template = [w.path for layer in blocks[0] for w in layer.weights]
+        per_block = [
+            [params[w.path] for layer in b for w in layer.weights] for b in blocks
+        ]
+        return {
+            path: jnp.stack([values[i] for values in per_block])
+            for i, path in enumerate(template)
+        }
+
     def forward_pure(self, params: Params, x: Array) -> tuple[Array, Array]:
         """Return ``(z, log_det)`` for x under explicit parameters."""
+        prefix, blocks = self._split_layers()
         log_det = jnp.zeros(x.shape[:-1], x.dtype)
-        for layer in self.bijectors:
+        for layer in prefix:
             x, layer_log_det = layer._forward(params, x)
             log_det = log_det + layer_log_det
+        if not blocks:
+            return x, log_det
+        rotation, marginal = blocks[0]
+
+        def block(carry: tuple[Array, Array], block_params: Params) -> tuple[Any, None]:
+            h, total = carry
+            h, rotation_log_det = rotation._forward(block_params, h)
+            h, marginal_log_det = marginal._forward(block_params, h)
+            return (h, total + rotation_log_det + marginal_log_det), None
+
+        (x, log_det), _ = lax.scan(
+            block, (x, log_det), self._stacked_block_params(params)
+        )
         return x, log_det
 
     def inverse_pure(self, params: Params, z: Array) -> tuple[Array, Array]:
         """Return ``(x, log_det)`` with log_det = log |det dx/dz|."""
+        prefix, blocks = self._split_layers()
         log_det = jnp.zeros(z.shape[:-1], z.dtype)
-        for layer in reversed(self.bijectors):
+        if blocks:
+            rotation, marginal = blocks[0]
+
+            def block(
+                carry: tuple[Array, Array], block_params: Params
+            ) -> tuple[Any, None]:
+                h, total = carry
+                h, marginal_log_det = marginal._inverse(block_params, h)
+                h, rotation_log_det = rotation._inverse(block_params, h)
+                return (h, total + marginal_log_det + rotation_log_det), None
+
+            stacked = self._stacked_block_params(params)
+            (z, log_det), _ = lax.scan(block, (z, log_det), stacked, reverse=True)
+        for layer in reversed(prefix):
             z, layer_log_det = layer._inverse(params, z)
             log_det = log_det + layer_log_det
         return z, log_det
@@ -191,6 +242,13 @@ class GaussianizationFlow(keras.Model):
         return check_array(x, self.dim, self.feature_dtype, name)
 
     # Public API ---------------------------------------------------------------
+
+    def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+        # Validate before Keras converts the input, so a bad array gets this
+        # package's message (shape, or first non-finite row and column).
+        if not isinstance(x, keras.KerasTensor):
+            x = self._check(x, "x")
+        return super().__call__(x, *args, **kwargs)
 
     def call(self, x: Array) -> Array:
         """Map data to the Gaussian side: x `(batch, d)` -> z `(batch, d)`."""

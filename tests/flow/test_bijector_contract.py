@@ -58,7 +58,7 @@ FACTORIES = [
     pytest.param(lambda d, t: Standardize(dtype=t), id="standardize"),
     pytest.param(lambda d, t: MixtureCDFGaussianization(5, dtype=t), id="mixture"),
 ]
-DIMS = [pytest.param(1, id="d1"), pytest.param(2, id="d2"), pytest.param(5, id="d5")]
+DIMS = [pytest.param(1, id="d1"), pytest.param(3, id="d3")]
 
 DTYPES = [pytest.param("float32", id="f32"), pytest.param("float64", id="f64")]
 
