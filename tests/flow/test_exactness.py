@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from moons_data import moons_split
 
 import flow
 
@@ -60,8 +61,6 @@ def test_round_trip_grid(trained_moons: tuple) -> None:
 
 
 def test_round_trip_float64(small_float64_flow: flow.GaussianizationFlow) -> None:
-    from tests.flow.conftest import moons_split
-
     _, held_out = moons_split()
     back = np.asarray(small_float64_flow.invert(small_float64_flow(held_out)))
     assert back.dtype == np.float64
