@@ -45,7 +45,9 @@ def rows_per_second(function: Callable[[np.ndarray], Any], x: np.ndarray) -> flo
             return repetitions * x.shape[0] / elapsed
 
 
-def count_plain_jit_compilations(model: flow.GaussianizationFlow, sizes: list[int]) -> int:
+def count_plain_jit_compilations(
+    model: flow.GaussianizationFlow, sizes: list[int]
+) -> int:
     traces = 0
 
     def forward(params: Any, x: jax.Array) -> jax.Array:
@@ -74,8 +76,9 @@ def main() -> None:
     warmup_seconds = time.perf_counter() - started
 
     rng = np.random.default_rng(0)
+    machine = platform.processor() or platform.machine()
     results: dict[str, Any] = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": f"{machine}, {os.cpu_count()} cores",
         "jax": jax.__version__,
         "warmup_seconds": warmup_seconds,
         "rows_per_second": {},
