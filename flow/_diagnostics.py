@@ -79,7 +79,7 @@ def log_det_check(flow: GaussianizationFlow, x: np.ndarray) -> float:
     def transform_row(row: jax.Array) -> jax.Array:
         return flow.forward_pure(params, row[None, :])[0][0]
 
-    jacobians = jax.vmap(jax.jacfwd(transform_row))(x)
+    jacobians = jax.jit(jax.vmap(jax.jacfwd(transform_row)))(x)
     _, log_abs_det = np.linalg.slogdet(np.asarray(jacobians, dtype=np.float64))
     _, log_det = flow.forward_and_log_det(x)
     return float(np.max(np.abs(np.asarray(log_det, dtype=np.float64) - log_abs_det)))

@@ -17,12 +17,12 @@ def load_flow(path: str | os.PathLike[str]) -> GaussianizationFlow:
     every gaussprobe layer class that the file may name.
 
     Raises:
-        ValueError: the file holds something other than a GaussianizationFlow.
+        ValueError: the file contains something other than a GaussianizationFlow.
     """
     model = keras.saving.load_model(os.fspath(path), safe_mode=True)
     if not isinstance(model, GaussianizationFlow):
         raise ValueError(
-            f"{os.fspath(path)} holds a {type(model).__name__}, not a "
+            f"{os.fspath(path)} contains a {type(model).__name__}, not a "
             "GaussianizationFlow"
         )
     return model
