@@ -20,12 +20,14 @@ $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 
 setup: $(VENV)/.installed
 
-# Train the default flow into the local store unless it already holds one,
-# then serve it on http://$(HOST):$(PORT) (API docs at /docs).
+# Train the default flow into the local store unless it already contains one,
+# then serve it on http://$(HOST):$(PORT) (API docs at /docs). Compiled XLA
+# programs are cached in .cache/xla, so the second start compiles less.
 run: setup
 	@$(BIN)/gaussprobe models show $(MODEL) --store $(STORE) >/dev/null 2>&1 \
 		|| $(BIN)/gaussprobe train $(MODEL) --store $(STORE)
-	$(BIN)/gaussprobe serve --store $(STORE) --model $(MODEL) --host $(HOST) --port $(PORT)
+	GAUSSPROBE_COMPILATION_CACHE=.cache/xla $(BIN)/gaussprobe serve \
+		--store $(STORE) --model $(MODEL) --host $(HOST) --port $(PORT)
 
 # The full suite, slow tests included; this is what CI runs.
 test: setup

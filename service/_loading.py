@@ -224,8 +224,11 @@ def load_all_models(
     state.mark_ready()
     metrics.ready.set(1)
     logger.info(
-        "ready: %d model(s) loaded in %.2f s, default model %s",
+        "ready: %d model(s) loaded in %.2f s, default model %s; "
+        "API docs at http://%s:%d/docs",
         len(refs),
         time.perf_counter() - began,
         registry.default_name,
+        settings.host,
+        settings.port,
     )
