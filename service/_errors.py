@@ -95,7 +95,13 @@ def exception_to_response(exc: BaseException, request_id: str) -> Response:
     request id and traceback. The body never contains the traceback.
     """
     if isinstance(exc, ApiError):
-        if exc.status >= 500:
+        if exc.status == 503:
+            # Starting, draining or a failed load: an expected state, already
+            # logged once where it began.
+            logger.warning(
+                "request %s rejected: %s %s", request_id, exc.code, exc.message
+            )
+        elif exc.status >= 500:
             logger.error("request %s failed: %s %s", request_id, exc.code, exc.message)
         return error_response(
             exc.status,

@@ -138,7 +138,7 @@ class RequestContextMiddleware:
             return ApiError(
                 503,
                 "not_ready",
-                f"the server is {phase}: {hint}",
+                f"the server is not ready ({phase}): {hint}",
                 detail={"status": str(phase)},
                 headers={"Retry-After": "1"},
             )
