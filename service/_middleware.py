@@ -179,7 +179,13 @@ class RequestContextMiddleware:
     def _record(self, scope: Scope, status: int, began: float, request_id: str) -> None:
         elapsed = time.perf_counter() - began
         route = scope.get("route")
-        template = getattr(route, "path", None) or UNMATCHED_ROUTE
+        template = getattr(route, "path", None)
+        if template is None and "endpoint" in scope:
+            # FastAPI's own /docs, /redoc and /openapi.json are plain
+            # Starlette routes, which set the endpoint but not the route.
+            # They have no path parameters, so the path is the template.
+            template = scope.get("path")
+        template = template or UNMATCHED_ROUTE
         model = scope.get("state", {}).get("model", NO_MODEL)
         method = scope.get("method", "")
         self.metrics.requests.labels(template, method, model, str(status)).inc()
