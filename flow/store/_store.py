@@ -371,7 +371,7 @@ class ArtifactStore:
         """
         parsed, version, version_dir = self._locate(ref)
         manifest, problems = load_manifest(version_dir, parsed.name, version)
-        raise_for_problems(parsed.name, version, problems)
+        raise_for_problems(parsed.name, version, problems, self._root)
         if manifest is None:  # load_manifest reports a problem whenever it fails
             raise IntegrityError(
                 f"manifest of {parsed.name}:{version} is unusable",

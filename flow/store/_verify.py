@@ -360,16 +360,21 @@ def verify_version_dir(
 
 
 def raise_for_problems(
-    name: str, version: int, problems: list[VerificationProblem]
+    name: str,
+    version: int,
+    problems: list[VerificationProblem],
+    store_root: Path | None = None,
 ) -> None:
     """Raise ``IntegrityError`` naming the first problem's file, if any problems."""
     if not problems:
         return
     first = problems[0]
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    store_option = "" if store_root is None else f" --store {store_root}"
     raise IntegrityError(
         f"{name}:{version} failed verification: {first.message}{more}; run "
-        f"'gaussprobe models verify {name}:{version}' to list every problem",
+        f"'gaussprobe models verify {name}:{version}{store_option}' to list "
+        "every problem",
         name=name,
         version=version,
         file=first.file,

@@ -75,7 +75,7 @@ class ArtifactVersion:
                 error names the first such file and lists all in ``problems``.
         """
         _, problems = verify_version_dir(self.path, self.name, self.version)
-        raise_for_problems(self.name, self.version, problems)
+        raise_for_problems(self.name, self.version, problems, self.path.parent.parent)
 
     def load_flow(self) -> Any:
         """Load ``model.keras`` as a frozen Gaussianization flow.
@@ -107,5 +107,8 @@ class ArtifactVersion:
             self.path, self.name, self.version, relpath, self.files[relpath]
         )
         raise_for_problems(
-            self.name, self.version, [] if problem is None else [problem]
+            self.name,
+            self.version,
+            [] if problem is None else [problem],
+            self.path.parent.parent,
         )
