@@ -207,7 +207,12 @@ def test_readiness_and_sigterm_drain(
 
         with ThreadPoolExecutor(DRAIN_REQUESTS) as pool:
             futures = [pool.submit(heavy_request, i) for i in range(DRAIN_REQUESTS)]
-            while httpx.get(base + "/health/ready", timeout=5).json()["in_flight"] < 1:
+            # Signal only once every request has reached the server: one that
+            # arrives after SIGTERM is rightly rejected with 503.
+            while (
+                httpx.get(base + "/health/ready", timeout=5).json()["in_flight"]
+                < DRAIN_REQUESTS
+            ):
                 assert not all(future.done() for future in futures)
                 time.sleep(POLL_SECONDS)
             server.process.send_signal(signal.SIGTERM)
