@@ -23,7 +23,7 @@ class Bijector(keras.layers.Layer):
     eager calls, ``jax.jit`` and ``jax.grad``.
 
     Shapes: ``x`` and ``z`` are `(batch, features)`, ``log_det`` is
-    `(batch,)` and holds ``log |det dz/dx|`` for the forward direction and
+    `(batch,)` and contains ``log |det dz/dx|`` for the forward direction and
     ``log |det dx/dz|`` for the inverse.
     """
 

@@ -23,10 +23,10 @@ Array = jax.Array
 # padding never more than quadruples the work of a small batch.
 BUCKET_BASE = 4
 
-# Larger batches are evaluated in chunks of this many rows: per-row throughput
-# is flat beyond a few thousand rows, each extra bucket costs one compilation
-# per function at start-up, and the Jacobian of a chunk, chunk * d * d values,
-# stays bounded.
+# Larger batches are evaluated in chunks of this many rows. Per-row throughput
+# is flat beyond a few thousand rows, and each extra bucket costs one
+# compilation per function at start-up. The Jacobian of a chunk, chunk * d * d
+# values, also stays bounded.
 DEFAULT_MAX_CHUNK = 4096
 
 FUNCTION_NAMES = (

@@ -78,9 +78,11 @@ class Householder(Bijector):
         return x, jnp.zeros(z.shape[:-1], z.dtype)
 
     def initialize_from_data(self, x: Array, seed: int) -> None:
-        """Start at the least-Gaussian candidate rotation of x (see
-        ``flow._rotation_init``); with a reflector count other than the
-        number of features, start at seeded random reflections instead."""
+        """Start at the least-Gaussian candidate rotation of x.
+
+        See ``flow._rotation_init``. With a reflector count other than the
+        number of features, start at seeded random reflections instead.
+        """
         count, dim = self.vectors.shape
         if count == dim:
             vectors = householder_vectors(best_rotation(np.asarray(x), seed))

@@ -17,7 +17,7 @@ Array = jax.Array
 
 # Safeguarded Newton steps of the inverse. From the grid-bracket start the
 # solver reaches float32 round-off in 3 to 5 steps and float64 round-off in
-# 5 to 8 on random mixtures; the extra steps cover bisection fallbacks.
+# 5 to 8 on random mixtures. The extra steps cover bisection fallbacks.
 DEFAULT_INVERSE_ITERATIONS = {"float32": 8, "float64": 12}
 
 

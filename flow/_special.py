@@ -72,7 +72,7 @@ def erfcx_nonnegative(a: Array) -> Array:
     """Return erfcx(a) = exp(a^2) erfc(a) for a >= 0, finite for every finite a."""
     start = _const(_ERFCX_SERIES_START.get(jnp.dtype(a.dtype), 26.0), a)
     in_series = a >= start
-    # Each branch sees a clamped input, so neither overflows where unused.
+    # Each branch gets a clamped input, so neither overflows where unused.
     a_direct = jnp.where(in_series, start, a)
     direct = jnp.exp(a_direct * a_direct) * lax.erfc(a_direct)
     a_series = jnp.where(in_series, a, start)

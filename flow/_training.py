@@ -62,8 +62,8 @@ def fit_and_freeze(
 ) -> tuple[GaussianizationFlow, dict[str, Any]]:
     """Fit a Gaussianization flow by maximum likelihood and freeze it.
 
-    Adam minimises the mean negative log-likelihood on shuffled mini-batches;
-    after each epoch the validation NLL decides early stopping, and the
+    Adam minimises the mean negative log-likelihood on shuffled mini-batches.
+    After each epoch the validation NLL decides early stopping, and the
     weights of the best epoch are restored before freezing. For a fixed
     integer ``seed`` the result is bit-for-bit reproducible on one machine.
 
@@ -182,9 +182,12 @@ def _train(
     optimizer = keras.optimizers.Adam(learning_rate=lr)
     optimizer.build(trainable)
 
-    def loss_fn(values: list[jax.Array], batch: jax.Array) -> jax.Array:
+    def log_prob(values: list[jax.Array], batch: jax.Array) -> jax.Array:
         params = {**fixed, **dict(zip(trainable_paths, values, strict=True))}
-        return -jnp.mean(flow.log_prob_pure(params, batch))
+        return flow.log_prob_pure(params, batch)
+
+    def loss_fn(values: list[jax.Array], batch: jax.Array) -> jax.Array:
+        return -jnp.mean(log_prob(values, batch))
 
     @jax.jit
     def train_step(
@@ -201,15 +204,9 @@ def _train(
         ]
         return values, opt_values, averages, loss
 
-    nll_sum = jax.jit(
-        lambda values, batch: (
-            -jnp.sum(
-                flow.log_prob_pure(
-                    {**fixed, **dict(zip(trainable_paths, values, strict=True))}, batch
-                )
-            )
-        )
-    )
+    @jax.jit
+    def nll_sum(values: list[jax.Array], batch: jax.Array) -> jax.Array:
+        return -jnp.sum(log_prob(values, batch))
 
     def mean_nll(values: list[jax.Array], x: np.ndarray) -> float:
         total = 0.0
