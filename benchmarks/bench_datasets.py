@@ -40,10 +40,10 @@ from flow.job._train import train  # noqa: E402
 BENCHMARK_RUNS: dict[str, TrainSettings] = {
     "adult": TrainSettings(
         source="adult",
-        epochs=200,
+        epochs=40,
         batch_size=512,
         learning_rate=0.003,
-        patience=20,
+        patience=10,
         seed=0,
     ),
     "german_credit": TrainSettings(

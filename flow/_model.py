@@ -37,7 +37,8 @@ class GaussianizationFlow(keras.Model):
     """Normalizing flow T that maps data to N(0, I).
 
     Layers, in the data-to-Gaussian direction: an optional ``Standardize``,
-    an optional PCA ``FixedOrtho``, then ``num_blocks`` blocks of
+    an optional ``MixtureCDFGaussianization`` of the raw marginals, an
+    optional PCA ``FixedOrtho``, then ``num_blocks`` blocks of
     ``(Householder, MixtureCDFGaussianization)``. The density is
 
     .. math:: \\log p(x) = \\log N(T(x); 0, I) + \\log |\\det J_T(x)|.
@@ -56,6 +57,11 @@ class GaussianizationFlow(keras.Model):
             dtype).
         min_scale: lower bound of every mixture component's scale (see
             ``MixtureCDFGaussianization``); 0 leaves scales unbounded.
+        marginal_first: Gaussianize each feature before any rotation. Data
+            with atoms (a value repeated in many rows, dequantized to a
+            narrow cell) needs it: a rotation, even a slightly trained one,
+            smears an atom across features, while a marginal layer maps it
+            to a smooth stretch of the Gaussian first.
 
     Shapes: ``x`` and ``z`` are `(batch, d)`; ``log_det`` and ``log_prob``
     are `(batch,)`.
@@ -77,6 +83,7 @@ class GaussianizationFlow(keras.Model):
         frozen: bool = False,
         inverse_iterations: int | None = None,
         min_scale: float = 0.0,
+        marginal_first: bool = False,
         **kwargs: Any,
     ) -> None:
         _check_hyperparameters(dim, num_blocks, num_components)
@@ -102,6 +109,7 @@ class GaussianizationFlow(keras.Model):
         self.standardize = standardize
         self.inverse_iterations = inverse_iterations
         self.min_scale = float(min_scale)
+        self.marginal_first = bool(marginal_first)
         self.bijectors = self._make_bijectors()
         self.build((None, dim))
         self._jitted: dict[str, Callable[..., Any]] = {}
@@ -113,6 +121,16 @@ class GaussianizationFlow(keras.Model):
         layers: list[Bijector] = []
         if self.standardize:
             layers.append(Standardize(name="standardize", dtype=dtype))
+        if self.marginal_first:
+            layers.append(
+                MixtureCDFGaussianization(
+                    self.num_components,
+                    self.inverse_iterations,
+                    self.min_scale,
+                    name="marginal_first",
+                    dtype=dtype,
+                )
+            )
         if self.use_pca:
             layers.append(FixedOrtho(fit_pca=True, name="pca", dtype=dtype))
         for block in range(self.num_blocks):
@@ -326,6 +344,7 @@ class GaussianizationFlow(keras.Model):
             "frozen": self.frozen,
             "inverse_iterations": self.inverse_iterations,
             "min_scale": self.min_scale,
+            "marginal_first": self.marginal_first,
         }
 
     @classmethod

@@ -14,6 +14,7 @@ import numpy as np
 
 from flow._freeze import freeze_flow
 from flow._model import GaussianizationFlow
+from flow._precondition import LocationPreconditioner
 from flow._validation import SUPPORTED_DTYPES, check_array
 
 logger = logging.getLogger(__name__)
@@ -31,10 +32,11 @@ MIN_TRAINING_ROWS = 10
 _PLATEAU_FACTOR = 0.5
 _MIN_LR_FRACTION = 1.0 / 64.0
 
-# Decay of the exponential moving average of the weights (Polyak averaging)
-# that is validated, kept and frozen: per Adam step, a horizon of about 100
-# steps. Averaging cancels most of the mini-batch noise in the last iterates.
-_EMA_DECAY = 0.99
+# Default decay of the exponential moving average of the weights (Polyak
+# averaging) that is validated, kept and frozen: per Adam step, a horizon of
+# about 100 steps. Averaging cancels most of the mini-batch noise in the last
+# iterates.
+DEFAULT_EMA_DECAY = 0.99
 
 # Rows per evaluation chunk when scoring the validation set, so memory stays
 # bounded for large data sets.
@@ -58,6 +60,9 @@ def fit_and_freeze(
     num_reflectors: int | None = None,
     use_pca: bool = True,
     min_scale: float = 0.0,
+    marginal_first: bool = False,
+    input_noise: float = 0.0,
+    ema_decay: float = DEFAULT_EMA_DECAY,
     progress: ProgressCallback | None = None,
 ) -> tuple[GaussianizationFlow, dict[str, Any]]:
     """Fit a Gaussianization flow by maximum likelihood and freeze it.
@@ -70,7 +75,7 @@ def fit_and_freeze(
     Args:
         data: `(batch, features)` finite training data.
         num_blocks, num_components, num_reflectors, use_pca, min_scale,
-            standardize, dtype: flow architecture (see
+            marginal_first, standardize, dtype: flow architecture (see
             ``GaussianizationFlow``).
         epochs: maximum passes over the training rows.
         batch_size: rows per Adam step (capped at the training rows).
@@ -80,6 +85,15 @@ def fit_and_freeze(
         patience: epochs without validation improvement before stopping.
         seed: seed of the split, shuffling and initialisation; None draws one.
         verbose: 1 logs one INFO line per epoch.
+        input_noise: standard deviation, in data units, of Gaussian noise
+            added to every training batch (fresh noise per step, none on the
+            validation rows). Fitting the data smoothed this way regularises
+            small data sets; the noise variance adds to the fitted density's.
+        ema_decay: per-step decay of the moving average of the weights that
+            is validated and kept, in [0, 1); 0 keeps the last iterate. A
+            horizon of 1 / (1 - ema_decay) steps longer than an epoch
+            averages over several epochs, which generalises better on small
+            data sets.
         progress: called after every epoch with ``(epoch, logs)``, logs
             holding ``loss``, ``val_loss`` and ``seconds`` (elapsed).
 
@@ -89,6 +103,10 @@ def fit_and_freeze(
         ``train_seconds`` and ``seed``.
     """
     _check_arguments(epochs, batch_size, lr, validation_split, patience, dtype)
+    if not 0 <= ema_decay < 1:
+        raise ValueError(f"ema_decay must be in [0, 1); received {ema_decay}")
+    if not (np.isfinite(input_noise) and input_noise >= 0):
+        raise ValueError(f"input_noise must be finite and >= 0; received {input_noise}")
     x = np.asarray(check_array(data, None, dtype, "data"))
     if x.shape[0] < MIN_TRAINING_ROWS:
         raise ValueError(
@@ -107,6 +125,7 @@ def fit_and_freeze(
         num_reflectors=num_reflectors,
         use_pca=use_pca,
         min_scale=min_scale,
+        marginal_first=marginal_first,
         standardize=standardize,
         dtype=dtype,
     )
@@ -122,10 +141,27 @@ def fit_and_freeze(
         rng,
         verbose,
         progress,
+        _BatchNoise(input_noise, seed),
+        ema_decay,
     )
     history["seed"] = seed
     freeze_flow(flow)
     return flow, history
+
+
+class _BatchNoise:
+    """Gaussian noise for training batches, reproducible from the seed."""
+
+    def __init__(self, scale: float, seed: int) -> None:
+        self.scale = float(scale)
+        self._key = jax.random.PRNGKey(seed)
+
+    def apply(self, batch: jax.Array, step: jax.Array) -> jax.Array:
+        """Return batch plus noise drawn for this step, or batch unchanged."""
+        if self.scale == 0:
+            return batch
+        key = jax.random.fold_in(self._key, step)
+        return batch + self.scale * jax.random.normal(key, batch.shape, batch.dtype)
 
 
 def _check_arguments(
@@ -173,6 +209,8 @@ def _train(
     rng: np.random.Generator,
     verbose: int,
     progress: ProgressCallback | None,
+    noise: _BatchNoise,
+    ema_decay: float,
 ) -> dict[str, Any]:
     trainable = flow.trainable_variables
     trainable_paths = [variable.path for variable in trainable]
@@ -182,8 +220,12 @@ def _train(
     optimizer = keras.optimizers.Adam(learning_rate=lr)
     optimizer.build(trainable)
 
+    # The optimizer works on preconditioned variables; see flow._precondition.
+    preconditioner = LocationPreconditioner(flow, trainable)
+
     def log_prob(values: list[jax.Array], batch: jax.Array) -> jax.Array:
-        params = {**fixed, **dict(zip(trainable_paths, values, strict=True))}
+        weights = preconditioner.to_model(values)
+        params = {**fixed, **dict(zip(trainable_paths, weights, strict=True))}
         return flow.log_prob_pure(params, batch)
 
     def loss_fn(values: list[jax.Array], batch: jax.Array) -> jax.Array:
@@ -195,11 +237,13 @@ def _train(
         opt_values: list[jax.Array],
         averages: list[jax.Array],
         batch: jax.Array,
+        step: jax.Array,
     ) -> tuple[Any, Any, Any, jax.Array]:
+        batch = noise.apply(batch, step)
         loss, grads = jax.value_and_grad(loss_fn)(values, batch)
         values, opt_values = optimizer.stateless_apply(opt_values, grads, values)
         averages = [
-            _EMA_DECAY * a + (1.0 - _EMA_DECAY) * v
+            ema_decay * a + (1.0 - ema_decay) * v
             for a, v in zip(averages, values, strict=True)
         ]
         return values, opt_values, averages, loss
@@ -214,7 +258,7 @@ def _train(
             total += float(nll_sum(values, x[start : start + _EVAL_CHUNK]))
         return total / len(x)
 
-    values = [variable.value for variable in trainable]
+    values = preconditioner.initial_values([variable.value for variable in trainable])
     opt_values = [variable.value for variable in optimizer.variables]
     lr_index = next(
         i for i, v in enumerate(optimizer.variables) if v.path.endswith("learning_rate")
@@ -225,6 +269,7 @@ def _train(
     best_score, best_values, best_epoch, waited = np.inf, values, 0, 0
     started = time.perf_counter()
     steps_per_epoch = len(x_train) // batch_size
+    total_steps = 0
 
     for epoch in range(1, epochs + 1):
         order = rng.permutation(len(x_train))
@@ -232,8 +277,9 @@ def _train(
         for step in range(steps_per_epoch):
             batch = x_train[order[step * batch_size : (step + 1) * batch_size]]
             values, opt_values, averages, loss = train_step(
-                values, opt_values, averages, batch
+                values, opt_values, averages, batch, total_steps
             )
+            total_steps += 1
             losses.append(loss)
         train_loss = float(np.mean(np.asarray(jnp.stack(losses))))
         val_loss = mean_nll(averages, x_val) if len(x_val) else train_loss
@@ -274,7 +320,8 @@ def _train(
             current_lr *= _PLATEAU_FACTOR
             opt_values[lr_index] = jnp.asarray(current_lr, opt_values[lr_index].dtype)
 
-    for variable, value in zip(trainable, best_values, strict=True):
+    best_weights = preconditioner.to_model(best_values)
+    for variable, value in zip(trainable, best_weights, strict=True):
         variable.assign(value)
     history.update(
         best_epoch=best_epoch,

@@ -145,6 +145,13 @@ def add_train_parser(subparsers: Any, store_parent: argparse.ArgumentParser) -> 
         help="mixture components per marginal layer (default: %(default)s)",
     )
     model.add_argument(
+        "--marginal-first",
+        action=argparse.BooleanOptionalAction,
+        default=_DEFAULTS.marginal_first,
+        help="Gaussianize each feature before the first rotation, so atoms of "
+        "tied columns are not smeared across features (default: on)",
+    )
+    model.add_argument(
         "--epochs",
         type=int,
         default=_DEFAULTS.epochs,
@@ -225,6 +232,7 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
         test_fraction=args.test_fraction,
         num_blocks=args.blocks,
         num_components=args.components,
+        marginal_first=args.marginal_first,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.lr,

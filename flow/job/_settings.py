@@ -40,6 +40,8 @@ class TrainSettings:
         test_fraction: Fraction of rows held out for diagnostics and baselines.
         num_blocks: Flow blocks.
         num_components: Mixture components per marginal layer.
+        marginal_first: Gaussianize each feature before the first rotation,
+            which keeps the atoms of dequantized columns intact.
         epochs: Maximum training epochs.
         batch_size: Rows per gradient step.
         learning_rate: Adam learning rate.
@@ -61,6 +63,7 @@ class TrainSettings:
     test_fraction: float = DEFAULT_TEST_FRACTION
     num_blocks: int = 6
     num_components: int = 10
+    marginal_first: bool = True
     epochs: int = 50
     batch_size: int = 256
     learning_rate: float = 1e-3

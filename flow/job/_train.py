@@ -129,6 +129,7 @@ def _fit(
             prepared.train,
             num_blocks=settings.num_blocks,
             num_components=settings.num_components,
+            marginal_first=settings.marginal_first,
             epochs=settings.epochs,
             batch_size=settings.batch_size,
             lr=settings.learning_rate,

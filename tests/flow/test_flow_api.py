@@ -107,6 +107,16 @@ BAD_HYPERPARAMETERS = [
         "num_components must be an integer >= 1; received 0",
         id="components",
     ),
+    pytest.param(
+        {"input_noise": -0.1},
+        r"input_noise must be finite and >= 0; received -0.1",
+        id="noise",
+    ),
+    pytest.param(
+        {"ema_decay": 1.0},
+        r"ema_decay must be in \[0, 1\); received 1.0",
+        id="ema",
+    ),
 ]
 
 
@@ -264,3 +274,13 @@ def test_forward_with_intermediates(
     assert np.allclose(
         np.asarray(outputs[-1]), np.asarray(frozen_flow(held_out[:10])), atol=1e-6
     )
+
+
+def test_input_noise_reproducible(moons: tuple) -> None:
+    train, _ = moons
+    settings = {"num_blocks": 1, "num_components": 3, "epochs": 2, "seed": 5}
+    first, _ = flow.fit_and_freeze(train[:800], input_noise=0.05, **settings)
+    second, _ = flow.fit_and_freeze(train[:800], input_noise=0.05, **settings)
+    clean, _ = flow.fit_and_freeze(train[:800], **settings)
+    assert flow.weights_digest(first) == flow.weights_digest(second)
+    assert flow.weights_digest(first) != flow.weights_digest(clean)

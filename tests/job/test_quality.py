@@ -24,13 +24,13 @@ DOCUMENTED_RUNS = {
     "german_credit": ["--epochs", "60", "--batch-size", "128", "--patience", "10"],
     "adult": [
         "--epochs",
-        "200",
+        "40",
         "--batch-size",
         "512",
         "--lr",
         "0.003",
         "--patience",
-        "20",
+        "10",
     ],
 }
 
@@ -39,18 +39,7 @@ DOCUMENTED_RUNS = {
     "dataset",
     [
         pytest.param("german_credit", id="german_credit"),
-        pytest.param(
-            "adult",
-            id="adult",
-            # TODO: the flow beats the Gaussian (25.65 vs 41.11 nats) but not the
-            # 10-component mixture (25.12 nats) on Adult, whose dequantized
-            # columns are stacks of width-1 atoms (capital_gain is 0 in 92% of
-            # rows) that full-covariance mixture components fit jointly. The
-            # validation NLL still falls at epoch 200, so longer runs may close it.
-            marks=pytest.mark.xfail(
-                reason="flow held-out NLL 25.65 > GMM-10 25.12 on Adult", strict=True
-            ),
-        ),
+        pytest.param("adult", id="adult"),
     ],
 )
 def test_flow_beats_baselines_on_held_out_rows(
@@ -79,6 +68,4 @@ def test_flow_beats_baselines_on_held_out_rows(
     assert np.all(np.abs(per_feature["mean"]) < 0.5)
     assert np.all(np.abs(np.asarray(per_feature["variance"]) - 1.0) < 0.5)
 
-    # Last, so that the checks above also run where this comparison is known
-    # to fail (the xfail case).
     assert flow_nll < baselines["gmm"]["mean_nll"]
