@@ -6,6 +6,7 @@ import io
 import itertools
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -421,3 +422,15 @@ def test_large_npy_batch_chunks(server: ServerProcess, trained: TrainedModel) ->
     assert log_prob.dtype == np.float64
     assert log_prob.shape == (rows.shape[0],)
     np.testing.assert_allclose(log_prob[:200], log_prob[200:400])
+
+
+def test_server_skips_optional_keras_imports(server: ServerProcess) -> None:
+    # keras imports scikit-learn and matplotlib when installed; the service
+    # imports keras without them, so none of their files is mapped.
+    maps = Path(f"/proc/{server.process.pid}/maps")
+    if not maps.exists():
+        pytest.skip("needs /proc/<pid>/maps (Linux)")
+    mapped = maps.read_text()
+    assert "/site-packages/sklearn/" not in mapped
+    assert "/site-packages/matplotlib/" not in mapped
+    assert "/site-packages/jaxlib/" in mapped
