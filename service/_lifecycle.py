@@ -37,6 +37,8 @@ class ServiceState:
         started_at: ``time.monotonic()`` when the app was created.
         in_flight: Number of non-health requests being handled now.
         failure: Message of the error that failed start-up, if any.
+        warmup_finished: Whether the buckets left out before readiness were
+            compiled (or failed to compile, which the log reports).
     """
 
     def __init__(self) -> None:
@@ -45,6 +47,7 @@ class ServiceState:
         self.started_wall = time.time()
         self.in_flight = 0
         self.failure: str | None = None
+        self.warmup_finished = False
         self._lock = threading.Lock()
 
     def uptime_seconds(self) -> float:

@@ -1,16 +1,19 @@
-"""Start-up loading: open, verify, warm up and self-test every configured model."""
+"""Start-up loading: open, verify, compile and self-test every configured model."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
-from service._lifecycle import ServiceState
+from service._lifecycle import Phase, ServiceState
 from service._metrics import ServiceMetrics
 from service._registry import LoadedModel, ModelRegistry
 from service._selftest import SelfTestError, run_self_test
@@ -61,8 +64,41 @@ def _read_report(version: Any) -> dict[str, bytes]:
     return files
 
 
+# The bucket compiled for transform and invert before the model is ready. It
+# fits the 8 reference rows of the training job's self-test in one call. A
+# single row padded to 16 rows costs 233 us instead of 116 us for the default
+# moons flow, small next to about 1 ms of HTTP overhead.
+STARTUP_BUCKET_ROWS = 16
+STARTUP_FUNCTIONS = ("transform", "invert")
+# One function per kernel of flow.CompiledFlow.
+WARMUP_FUNCTIONS = ("transform", "invert", "vjp")
+
+
+class _StepTimes:
+    """Wall-clock seconds of each named start-up step."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = time.perf_counter() - began
+
+    def summary(self) -> str:
+        return ", ".join(
+            f"{name} {value:.2f} s" for name, value in self.seconds.items()
+        )
+
+
 def load_model(store: Any, ref: str, settings: Settings) -> LoadedModel:
-    """Verify, load, warm up and self-test one model.
+    """Verify, load, compile the start-up bucket and self-test one model.
+
+    The other buckets compile later in :func:`finish_warmup`, while the model
+    already serves requests.
 
     Raises:
         ModelLoadError: Any check failed; the message names the file.
@@ -71,10 +107,14 @@ def load_model(store: Any, ref: str, settings: Settings) -> LoadedModel:
     from flow import CompiledFlow, weights_digest
 
     began = time.perf_counter()
-    version = store.open(ref)
+    times = _StepTimes()
+    with times.step("verify"):
+        version = store.open(ref)
     manifest = version.manifest
-    flow_model = version.load_flow()
-    digest = weights_digest(flow_model)
+    with times.step("load"):
+        flow_model = version.load_flow()
+    with times.step("digest"):
+        digest = weights_digest(flow_model)
     expected_digest = manifest.get("weights_digest")
     if digest != expected_digest:
         raise ModelLoadError(
@@ -92,20 +132,20 @@ def load_model(store: Any, ref: str, settings: Settings) -> LoadedModel:
             f"dim {dim}",
             MANIFEST_FILE,
         )
-    runner = CompiledFlow(flow_model)
-    # Batches are cut into chunks of runner.max_chunk rows, so warming the
-    # buckets up to that size covers every batch the service accepts.
-    warmup_rows = min(
-        settings.warmup_max_rows, settings.max_batch_rows, runner.max_chunk
-    )
-    warm_began = time.perf_counter()
-    runner.warmup(max_rows=warmup_rows)
-    warm_seconds = time.perf_counter() - warm_began
+    # Until finish_warmup is done, requests run on compiled buckets only, so
+    # no request waits for XLA to compile a bucket the warm-up will compile.
+    runner = CompiledFlow(flow_model, compile_on_demand=False)
+    startup_bucket = _startup_bucket(runner.buckets, _warmup_rows(settings, runner))
+    with times.step("compile"):
+        for function in STARTUP_FUNCTIONS:
+            runner.compile_bucket(function, startup_bucket)
     try:
-        self_test = run_self_test(runner, manifest.get("reference"), dtype)
+        with times.step("self-test"):
+            self_test = run_self_test(runner, manifest.get("reference"), dtype)
     except SelfTestError as error:
         raise ModelLoadError(str(error), MANIFEST_FILE) from None
-    report_files = _read_report(version)
+    with times.step("report"):
+        report_files = _read_report(version)
     aliases = tuple(
         sorted(
             alias
@@ -115,17 +155,17 @@ def load_model(store: Any, ref: str, settings: Settings) -> LoadedModel:
     )
     load_seconds = time.perf_counter() - began
     logger.info(
-        "loaded model %s version %d digest %s dtype %s dim %d (warm-up of batches "
-        "up to %d rows %.2f s, total %.2f s, %d compilations)",
+        "loaded model %s version %d digest %s dtype %s dim %d in %.2f s (%s; "
+        "%d programs for %d rows compiled)",
         version.name,
         version.version,
         digest,
         dtype,
         dim,
-        warmup_rows,
-        warm_seconds,
         load_seconds,
+        times.summary(),
         runner.num_compilations,
+        startup_bucket,
     )
     return LoadedModel(
         name=version.name,
@@ -141,6 +181,55 @@ def load_model(store: Any, ref: str, settings: Settings) -> LoadedModel:
         load_seconds=load_seconds,
         self_test=self_test,
     )
+
+
+def _warmup_rows(settings: Settings, runner: Any) -> int:
+    # Batches are cut into chunks of runner.max_chunk rows, so buckets up to
+    # that size cover every batch the service accepts.
+    return int(min(settings.warmup_max_rows, settings.max_batch_rows, runner.max_chunk))
+
+
+def _startup_bucket(buckets: list[int], max_rows: int) -> int:
+    limit = min(STARTUP_BUCKET_ROWS, max_rows)
+    return max((size for size in buckets if size <= limit), default=buckets[0])
+
+
+def warmup_order(buckets: list[int], startup_bucket: int, max_rows: int) -> list[int]:
+    """Return the buckets up to ``max_rows`` in the order finish_warmup compiles them.
+
+    The start-up bucket comes first, for the kernels it still lacks. Larger
+    buckets come before smaller ones, because a missing large bucket costs
+    batch throughput (several small calls) while a missing small one costs
+    only padding.
+    """
+    sizes = [size for size in buckets if size <= max_rows or size == buckets[0]]
+    rest = sorted((size for size in sizes if size != startup_bucket), reverse=True)
+    return [startup_bucket, *rest]
+
+
+def finish_warmup(
+    model: LoadedModel, settings: Settings, state: ServiceState
+) -> tuple[int, float]:
+    """Compile the buckets that load_model left out, up to the warm-up cap.
+
+    Then buckets above the cap compile on their first use, as without a
+    service. Stops early when the service starts draining.
+
+    Returns:
+        The number of programs compiled and the seconds it took.
+    """
+    runner = model.runner
+    began = time.perf_counter()
+    compiled = 0
+    max_rows = _warmup_rows(settings, runner)
+    startup_bucket = _startup_bucket(runner.buckets, max_rows)
+    for size in warmup_order(runner.buckets, startup_bucket, max_rows):
+        for function in WARMUP_FUNCTIONS:
+            if state.phase is Phase.DRAINING:
+                return compiled, time.perf_counter() - began
+            compiled += runner.compile_bucket(function, size)
+    runner.compile_on_demand = True
+    return compiled, time.perf_counter() - began
 
 
 def _compilation_counter(runner: Any) -> Callable[[], int]:
@@ -232,3 +321,52 @@ def load_all_models(
         settings.host,
         settings.port,
     )
+    _finish_all_warmups(settings, registry, state)
+
+
+def _finish_all_warmups(
+    settings: Settings, registry: ModelRegistry, state: ServiceState
+) -> None:
+    for model in registry.models():
+        try:
+            compiled, seconds = finish_warmup(model, settings, state)
+        except Exception:
+            # The model keeps serving from the buckets compiled so far.
+            logger.exception(
+                "warm-up of model %s version %d failed; batches use the "
+                "compiled buckets %s",
+                model.name,
+                model.version,
+                model.runner.compiled_buckets(),
+            )
+            continue
+        logger.info(
+            "warm-up of model %s version %d compiled %d programs in %.2f s; "
+            "compiled buckets %s",
+            model.name,
+            model.version,
+            compiled,
+            seconds,
+            model.runner.compiled_buckets(),
+        )
+    state.warmup_finished = state.phase is not Phase.DRAINING
+    release_free_memory()
+
+
+def release_free_memory() -> None:
+    """Return the C heap's free pages to the operating system (glibc only).
+
+    XLA compilation allocates and frees hundreds of MB through malloc, and
+    glibc keeps most freed pages mapped. After the warm-up of the default
+    moons flow, malloc_trim cut the resident memory of a process from about
+    990 MB to 670 MB in a test on the development machine.
+    """
+    library = ctypes.util.find_library("c")
+    if library is None:
+        return
+    try:
+        trim = ctypes.CDLL(library).malloc_trim
+    except (OSError, AttributeError):
+        logger.debug("malloc_trim is not available in %s", library)
+        return
+    trim(0)

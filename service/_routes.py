@@ -226,6 +226,7 @@ async def diagnostics_get(request: Request) -> Response:
         "request_counts": dict(sorted(model.request_counts.items())),
         "uptime_seconds": context.state.uptime_seconds(),
         "num_compilations": int(model.runner.num_compilations),
+        "compiled_buckets": model.runner.compiled_buckets(),
         "load_seconds": model.load_seconds,
         "self_test_max_errors": model.self_test,
     }
@@ -334,6 +335,7 @@ async def health_ready(request: Request) -> Response:
         "status": str(state.phase),
         "models": dict(registry.status),
         "in_flight": state.in_flight,
+        "warmup_finished": state.warmup_finished,
     }
     if registry.errors:
         content["errors"] = dict(registry.errors)

@@ -17,8 +17,8 @@ DEFAULT_PORT = 8000
 DEFAULT_WORKERS = 1
 DEFAULT_MAX_BATCH_ROWS = 262_144
 DEFAULT_MAX_BODY_BYTES = 268_435_456
-# NOTE: warming every bucket compiles 7 functions x 8 buckets; on a busy
-# 2-core machine that took minutes and over 1 GB of memory (docs/service.md).
+# Every bucket: 3 kernels x 4 buckets. Two programs compile before the model
+# is ready and the rest while it serves (docs/service.md).
 DEFAULT_WARMUP_MAX_ROWS = DEFAULT_MAX_BATCH_ROWS
 DEFAULT_MAX_JACOBIAN_VALUES = 33_554_432
 DEFAULT_COMPUTE_THREADS = 2

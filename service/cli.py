@@ -67,8 +67,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--warmup-max-rows",
         type=int,
-        help="compile batch buckets up to this many rows at start-up "
-        "(env GAUSSPROBE_WARMUP_MAX_ROWS; default: every bucket)",
+        help="compile batch buckets up to this many rows at start-up; larger "
+        "ones compile on first use (env GAUSSPROBE_WARMUP_MAX_ROWS; default: "
+        "every bucket)",
     )
     parser.add_argument(
         "--compilation-cache",

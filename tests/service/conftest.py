@@ -35,7 +35,7 @@ TRAIN_OPTIONS: dict[str, Any] = {
     "seed": 0,
     "standardize": True,
 }
-# Warm-up compiles buckets 1, 4 and 16 only, to keep server start-up short.
+# Warm-up compiles buckets 1 and 16 only, to keep server start-up short.
 TEST_WARMUP_MAX_ROWS = 16
 SERVER_READY_TIMEOUT_SECONDS = 600.0
 SERVER_EXIT_TIMEOUT_SECONDS = 60.0
@@ -168,7 +168,11 @@ def make_settings(store: Path, cache: Path, **overrides: Any) -> Any:
 async def running_app(
     settings: Any, *, wait_ready: bool = True
 ) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
-    """Run an app's lifespan in process and yield it with an ASGI client."""
+    """Run an app's lifespan in process and yield it with an ASGI client.
+
+    With ``wait_ready``, wait until start-up ends and, when the app became
+    ready, until its background warm-up finished too.
+    """
     import anyio
 
     from service import create_app
@@ -179,6 +183,12 @@ async def running_app(
             state = app.state.service.state
             deadline = time.monotonic() + SERVER_READY_TIMEOUT_SECONDS
             while str(state.phase) == "starting" and time.monotonic() < deadline:
+                await anyio.sleep(0.05)
+            while (
+                str(state.phase) == "ready"
+                and not state.warmup_finished
+                and time.monotonic() < deadline
+            ):
                 await anyio.sleep(0.05)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
@@ -238,6 +248,16 @@ class ServerProcess:
                     return
             time.sleep(0.1)
         pytest.fail(f"server not ready after {timeout} s:\n{self.log()}")
+
+    def wait_warmup(self, timeout: float = SERVER_READY_TIMEOUT_SECONDS) -> None:
+        """Poll ``/health/ready`` until the background warm-up finished."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = httpx.get(self.base_url + "/health/ready", timeout=5).json()
+            if body["warmup_finished"]:
+                return
+            time.sleep(0.1)
+        pytest.fail(f"warm-up not finished after {timeout} s:\n{self.log()}")
 
     def stop(self) -> int:
         """Send SIGTERM and wait for the exit status."""
@@ -302,12 +322,13 @@ def server(
     compilation_cache: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ServerProcess]:
-    """A real uvicorn server on 127.0.0.1 serving the trained model, ready."""
+    """A real uvicorn server on 127.0.0.1 serving the trained model, warmed up."""
     running = start_server(
         trained.store, compilation_cache, tmp_path_factory.mktemp("logs")
     )
     try:
         running.wait_ready()
+        running.wait_warmup()
         yield running
     finally:
         running.stop()

@@ -236,6 +236,20 @@ async def test_no_compilation_after_warmup(
     assert after["request_counts"]["transform"] >= 8
 
 
+async def test_warmup_compiles_buckets_up_to_cap(
+    app_client: httpx.AsyncClient,
+) -> None:
+    ready = (await app_client.get("/health/ready")).json()
+    assert ready["warmup_finished"] is True
+    body = (await app_client.get("/diagnostics")).json()
+    # TEST_WARMUP_MAX_ROWS is 16: buckets 1 and 16 of each of the 3 kernels.
+    assert body["compiled_buckets"] == {
+        "forward": [1, 16],
+        "inverse": [1, 16],
+        "pullback": [1, 16],
+    }
+
+
 async def test_diagnostics_post(
     app_client: httpx.AsyncClient, trained: TrainedModel
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -434,3 +435,12 @@ def test_server_skips_optional_keras_imports(server: ServerProcess) -> None:
     assert "/site-packages/sklearn/" not in mapped
     assert "/site-packages/matplotlib/" not in mapped
     assert "/site-packages/jaxlib/" in mapped
+
+
+def test_load_log_times_each_step(server: ServerProcess) -> None:
+    log = server.log()
+    loaded = re.search(r"loaded model moons version 1 .* in [0-9.]+ s \((.*)\)", log)
+    assert loaded is not None, log
+    for step in ("verify", "load", "digest", "compile", "self-test", "report"):
+        assert re.search(rf"\b{step} [0-9.]+ s", loaded.group(1)), loaded.group(1)
+    assert "warm-up of model moons version 1 compiled" in log

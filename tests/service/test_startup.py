@@ -1,4 +1,4 @@
-"""The keras import of the service."""
+"""Start-up order of the bucket warm-up and the keras import of the service."""
 
 from __future__ import annotations
 
@@ -7,7 +7,25 @@ import sys
 
 import pytest
 
+from service._loading import _startup_bucket, warmup_order
 from tests.service.conftest import REPO_ROOT
+
+BUCKETS = [1, 16, 256, 4096]
+
+
+@pytest.mark.parametrize(
+    ("max_rows", "startup", "expected"),
+    [
+        (262_144, 16, [16, 4096, 256, 1]),
+        (4096, 16, [16, 4096, 256, 1]),
+        (1000, 16, [16, 256, 1]),
+        (16, 16, [16, 1]),
+        (1, 1, [1]),
+    ],
+)
+def test_warmup_order(max_rows: int, startup: int, expected: list[int]) -> None:
+    assert _startup_bucket(BUCKETS, max_rows) == startup
+    assert warmup_order(BUCKETS, startup, max_rows) == expected
 
 
 @pytest.mark.slow
