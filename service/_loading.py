@@ -310,6 +310,7 @@ def load_all_models(
             len(refs),
         )
         return
+    release_free_memory()
     state.mark_ready()
     metrics.ready.set(1)
     logger.info(
@@ -349,8 +350,8 @@ def _finish_all_warmups(
             seconds,
             model.runner.compiled_buckets(),
         )
-    state.warmup_finished = state.phase is not Phase.DRAINING
     release_free_memory()
+    state.warmup_finished = state.phase is not Phase.DRAINING
 
 
 def release_free_memory() -> None:
