@@ -39,20 +39,32 @@ logger = logging.getLogger(__name__)
 Array = jax.Array
 
 # Batches are padded up to the next power of BUCKET_BASE, capped at max_chunk.
-# Measured with the default moons flow (6 blocks, 10 components, float32) on
-# a 2-core VM at load 4-5: forward runs 116 us for 1 row, 233 us for 16 and
-# 1.4 ms for 256, while rows/s grows about 3x from 16 to 4096 rows. Base 16
-# keeps a small bucket for single rows and a 4096-row bucket for throughput
-# with 4 buckets instead of the 7 of base 4.
+# benchmarks/bench_buckets.py on the default moons flow (6 blocks, 10
+# components, float32), 2-core VM at load 2.5-3.3, per call and unpadded:
+#
+#   rows                     1      16     256    1024    4096
+#   forward, us             78     234    1137    3825   15251
+#   forward, k rows/s       13      68     225     268     269
+#   inverse, k rows/s        1.2    13      42      62      50
+#
+# Compiling one program took 0.6-1.1 s (forward), 0.9-1.7 s (inverse) and
+# 1.1-2.5 s (pullback), with no trend over the sizes, so each bucket costs a
+# few seconds of start-up. Base 16 gives 4 buckets instead of the 7 of base
+# 4. A single row runs unpadded, 3x faster than padded to 16, and 256 rows
+# reach over 80 % of the peak forward rows/s. The 4096-row bucket only
+# matched 1024 rows here, with both cores busy with other work. The flow
+# throughput table of BENCHMARKS.md recorded 1.9x the forward rows/s of a
+# 256-row batch for 65,536 rows, which run as 4096-row calls that XLA can
+# spread over both cores.
 BUCKET_BASE = 16
 
 # A remainder below the largest bucket either runs as up to MAX_SPLIT_CALLS
 # calls of a smaller bucket or is padded to the next bucket, whichever costs
-# less when a call costs CALL_OVERHEAD_ROWS rows of work on top of its padded
-# rows. Measured as above, a call's fixed cost is about 14 rows of work for
-# forward (108 us at 7.8 us per row) and 43 rows for inverse.
+# less. The cost model charges each call CALL_OVERHEAD_ROWS rows of work on
+# top of its padded rows. In the measurement above, a call's fixed cost was
+# about 7 rows of work for forward and 28 for inverse.
 MAX_SPLIT_CALLS = 4
-CALL_OVERHEAD_ROWS = 32
+CALL_OVERHEAD_ROWS = 16
 
 # Larger batches are evaluated in chunks of this many rows. Per-row throughput
 # is flat beyond a few thousand rows, and each extra bucket costs one

@@ -1,0 +1,104 @@
+"""Cost of each candidate batch bucket of ``flow.CompiledFlow``.
+
+For every candidate size, builds a runner whose largest bucket is that size
+and times the compilation of its forward, inverse and pullback programs. It
+then times ``transform`` and ``invert`` on batches of exactly that many rows,
+so each call runs one unpadded program. Inputs are N(0, I) draws for
+``invert`` and their inverses for ``transform``. The figures choose the runner's bucket
+sizes: a small bucket for single rows and a large one for throughput.
+
+The model is the latest version of the first model in ``--store``, for
+example the default moons flow of ``gaussprobe train moons --store DIR``.
+
+Run: ``.venv/bin/python benchmarks/bench_buckets.py --store DIR [--json out.json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+import flow
+from flow.store import ArtifactStore
+
+CANDIDATE_SIZES = (1, 4, 16, 64, 256, 1024, 4096, 16384)
+# Minimum wall time per measurement, so small batches get many repetitions.
+MIN_SECONDS = 2.0
+
+
+def _time_calls(function: Callable[[np.ndarray], Any], x: np.ndarray) -> float:
+    """Return the mean seconds per call of ``function(x)`` over MIN_SECONDS."""
+    function(x)
+    repetitions, started = 0, time.perf_counter()
+    while True:
+        jax.block_until_ready(function(x))
+        repetitions += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= MIN_SECONDS:
+            return elapsed / repetitions
+
+
+def _measure_size(model: Any, size: int, rng: np.random.Generator) -> dict[str, Any]:
+    runner = flow.CompiledFlow(model, max_chunk=size)
+    compile_seconds = {}
+    for function in ("transform", "invert", "vjp"):
+        started = time.perf_counter()
+        runner.compile_bucket(function, size)
+        compile_seconds[function] = time.perf_counter() - started
+    # The inverse's cost depends on its input, so both directions get rows
+    # of the model's own distribution: z from N(0, I) and x = T^-1(z).
+    z = rng.standard_normal((size, model.dim)).astype(model.feature_dtype)
+    x = runner.invert(z)
+    result: dict[str, Any] = {"compile_seconds": compile_seconds}
+    for label, function, rows in (
+        ("forward", runner.transform, x),
+        ("inverse", runner.invert, z),
+    ):
+        seconds = _time_calls(function, rows)
+        result[label] = {
+            "microseconds_per_call": seconds * 1e6,
+            "rows_per_second": size / seconds,
+        }
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", type=Path, required=True, help="artifact store")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    args = parser.parse_args()
+
+    flow.enable_float64()
+    store = ArtifactStore(args.store, read_only=True)
+    name = sorted(store.list_models())[0]
+    model = store.open(f"{name}@latest").load_flow()
+    rng = np.random.default_rng(0)
+    results: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "jax": jax.__version__,
+        "model": name,
+        "load_average_at_start": os.getloadavg(),
+        "sizes": {},
+    }
+    for size in CANDIDATE_SIZES:
+        results["sizes"][size] = _measure_size(model, size, rng)
+        print(size, json.dumps(results["sizes"][size]), flush=True)
+    results["load_average_at_end"] = os.getloadavg()
+
+    print(json.dumps(results, indent=2))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
