@@ -1,17 +1,23 @@
 """Benchmark the HTTP service on loopback: latency, batch throughput, start-up, memory.
 
-Trains a small two-moons flow into a temporary store (or uses ``--store``),
-starts ``python -m service`` on a free 127.0.0.1 port and measures:
+Trains a small two-moons flow into a temporary store, or serves the models of
+``--store`` (for example the default moons model of ``gaussprobe train
+moons``), starts ``python -m service`` on a free 127.0.0.1 port and measures:
 
-- cold start (empty XLA compilation cache) and warm-cache restart, to ready;
+- cold start (empty XLA compilation cache) and warm-cache restart: seconds
+  to ready, seconds until the background warm-up finished, resident memory
+  (VmRSS) at ready, and the server's per-step load times from its log;
 - single-row ``/transform`` p50/p99 with a keep-alive httpx client;
 - rows/s of 65,536-row ``/transform`` batches in JSON and .npy, next to the
   in-process ``CompiledFlow.transform`` rows/s measured in the same run;
-- resident memory (VmRSS) of the server with one model after the runs.
+- resident memory of the server with one model after the runs.
+
+Latency and throughput are measured after the warm-up finished, so the
+background compilation does not share the CPU with them.
 
 Run::
 
-    .venv/bin/python benchmarks/bench_service.py [--output results.json]
+    .venv/bin/python benchmarks/bench_service.py [--store DIR] [--output results.json]
 """
 
 from __future__ import annotations
@@ -121,20 +127,38 @@ class Server:
                 command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
             )
 
-    def wait_ready(self) -> float:
-        """Return seconds from process start to ``/health/ready`` 200."""
+    def _wait_for(self, condition: str) -> float:
+        # Returns seconds from process start until /health/ready is 200 and,
+        # for "warmup", until its body reports warmup_finished.
         deadline = self.started + READY_TIMEOUT_SECONDS
         while time.perf_counter() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()}")
             with contextlib.suppress(httpx.TransportError):
-                if (
-                    httpx.get(self.base_url + "/health/ready", timeout=5).status_code
-                    == 200
+                response = httpx.get(self.base_url + "/health/ready", timeout=5)
+                if response.status_code == 200 and (
+                    condition == "ready" or response.json()["warmup_finished"]
                 ):
                     return time.perf_counter() - self.started
             time.sleep(0.05)
-        raise RuntimeError("server not ready in time")
+        what = "readiness" if condition == "ready" else "the end of the warm-up"
+        raise RuntimeError(
+            f"timed out after {READY_TIMEOUT_SECONDS:.0f} s waiting for {what}; "
+            f"end of the server log:\n{self.log_path.read_text()[-4000:]}"
+        )
+
+    def start_up(self) -> dict[str, Any]:
+        """Wait for readiness and the warm-up; return times, memory and log lines."""
+        result: dict[str, Any] = {"ready_seconds": self._wait_for("ready")}
+        result["rss_at_ready_megabytes"] = self.rss_megabytes()
+        result["warmup_finished_seconds"] = self._wait_for("warmup")
+        result["rss_after_warmup_megabytes"] = self.rss_megabytes()
+        result["log"] = [
+            line.split(": ", 1)[-1]
+            for line in self.log_path.read_text().splitlines()
+            if "loaded model" in line or "warm-up of model" in line
+        ]
+        return result
 
     def rss_megabytes(self) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -206,6 +230,16 @@ def _in_process(model: Any, rows: np.ndarray, repeats: int) -> float:
     return repeats * rows.shape[0] / (time.perf_counter() - began)
 
 
+def _load_store_model(store: Path) -> Any:
+    import flow
+    from flow.store import ArtifactStore
+
+    flow.enable_float64()
+    opened = ArtifactStore(store, read_only=True)
+    name = sorted(opened.list_models())[0]
+    return opened.open(f"{name}@latest").load_flow()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -230,6 +264,12 @@ def main() -> int:
         default=5,
         help="timed 65,536-row requests per format",
     )
+    parser.add_argument(
+        "--store",
+        type=Path,
+        help="serve this store's models instead of training a small flow; the "
+        "in-process comparison uses the latest version of the first model",
+    )
     parser.add_argument("--output", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
 
@@ -239,11 +279,15 @@ def main() -> int:
             "platform": platform.platform(),
             "python": platform.python_version(),
         },
-        "model": {
-            "num_blocks": args.num_blocks,
-            "num_components": args.num_components,
-            "dim": 2,
-        },
+        "model": (
+            {"store": str(args.store)}
+            if args.store is not None
+            else {
+                "num_blocks": args.num_blocks,
+                "num_components": args.num_components,
+                "dim": 2,
+            }
+        ),
         "load_average_at_start": os.getloadavg(),
     }
     extra = (
@@ -253,18 +297,24 @@ def main() -> int:
     )
     with tempfile.TemporaryDirectory(prefix="bench-service-") as workdir:
         work = Path(workdir)
-        store = work / "store"
         cache = work / "xla-cache"
-        model = _train_store(store, args.num_blocks, args.num_components, args.epochs)
+        if args.store is not None:
+            store = args.store
+            model = _load_store_model(store)
+        else:
+            store = work / "store"
+            model = _train_store(
+                store, args.num_blocks, args.num_components, args.epochs
+            )
 
         cold = Server(store, cache, work / "cold.log", extra)
         try:
-            results["cold_start_seconds"] = cold.wait_ready()
+            results["cold_start"] = cold.start_up()
         finally:
             cold.stop()
         server = Server(store, cache, work / "warm.log", extra)
         try:
-            results["warm_cache_start_seconds"] = server.wait_ready()
+            results["warm_cache_start"] = server.start_up()
             results["single_row_transform"] = _latency(
                 server.base_url, args.latency_requests, warmup=200
             )
