@@ -310,6 +310,8 @@ def load_all_models(
             len(refs),
         )
         return
+    if settings.ready_after_warmup:
+        _finish_all_warmups(settings, registry, state)
     release_free_memory()
     state.mark_ready()
     metrics.ready.set(1)
@@ -322,7 +324,8 @@ def load_all_models(
         settings.host,
         settings.port,
     )
-    _finish_all_warmups(settings, registry, state)
+    if not settings.ready_after_warmup:
+        _finish_all_warmups(settings, registry, state)
 
 
 def _finish_all_warmups(

@@ -50,6 +50,7 @@ class Settings:
     api_key: str | None = dataclasses.field(default=None, repr=False)
     log_level: str = "info"
     warmup_max_rows: int = DEFAULT_WARMUP_MAX_ROWS
+    ready_after_warmup: bool = False
     max_jacobian_values: int = DEFAULT_MAX_JACOBIAN_VALUES
     compute_threads: int = DEFAULT_COMPUTE_THREADS
     drain_grace_seconds: float = DEFAULT_DRAIN_GRACE_SECONDS

@@ -72,6 +72,14 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "every bucket)",
     )
     parser.add_argument(
+        "--ready-after-warmup",
+        action="store_true",
+        default=None,
+        help="report ready only after every bucket up to --warmup-max-rows has "
+        "compiled, instead of after the self-test's programs (env "
+        "GAUSSPROBE_READY_AFTER_WARMUP, false)",
+    )
+    parser.add_argument(
         "--compilation-cache",
         type=Path,
         metavar="DIR",
@@ -128,6 +136,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "max_batch_rows",
         "max_body_bytes",
         "warmup_max_rows",
+        "ready_after_warmup",
         "compilation_cache",
         "log_level",
     ):

@@ -250,6 +250,25 @@ async def test_warmup_compiles_buckets_up_to_cap(
     }
 
 
+async def test_ready_after_warmup_setting(
+    trained: TrainedModel, compilation_cache: Path
+) -> None:
+    import anyio
+
+    settings = make_settings(trained.store, compilation_cache, ready_after_warmup=True)
+    async with running_app(settings, wait_ready=False) as (app, client):
+        state = app.state.service.state
+        while str(state.phase) == "starting":
+            await anyio.sleep(0.01)
+        # Readiness and a finished warm-up appear together with this setting.
+        assert str(state.phase) == "ready", state.failure
+        assert state.warmup_finished is True
+        ready = (await client.get("/health/ready")).json()
+        assert ready["warmup_finished"] is True
+        body = (await client.get("/diagnostics")).json()
+        assert body["compiled_buckets"]["pullback"] == [1, 16]
+
+
 async def test_diagnostics_post(
     app_client: httpx.AsyncClient, trained: TrainedModel
 ) -> None:
