@@ -169,9 +169,10 @@ def test_live_large_batch_split(live_server: ServerProcess) -> None:
         z_whole = whole.transform(x)
     with ProbeClient(live_server.url, max_chunk_rows=1024) as split:
         z_split = split.transform(x)
-    # Results agree to rounding, not bit for bit: the service pads each request
-    # to a power-of-two bucket, and XLA's float32 kernels differ by bucket size.
-    np.testing.assert_allclose(z_split, z_whole, rtol=1e-6, atol=1e-6)
+    # Results agree to rounding, not bit for bit: the service runs each request
+    # on padded batch buckets, XLA's float32 kernels differ by bucket size, and
+    # while the background warm-up runs a batch may use smaller buckets.
+    np.testing.assert_allclose(z_split, z_whole, rtol=1e-5, atol=1e-5)
 
 
 # Gradients through the remote probe ---------------------------------------
@@ -343,8 +344,11 @@ def test_loop_survives_server_restart(
         server.stop()
     retries = [r for r in caplog.records if r.name == "gaussprobe_client"]
     assert len(results) == RESTART_LOOP_CALLS
+    # The restarted server answers before its background warm-up ends, on
+    # smaller buckets, so outputs agree to float32 rounding rather than bit
+    # for bit; the digest check of every response pins the weights.
     for z in results[1:]:
-        np.testing.assert_array_equal(z, results[0])
+        np.testing.assert_allclose(z, results[0], rtol=1e-5, atol=1e-5)
     assert retries, "the restart caused no logged retry"
     assert "/transform" in retries[0].getMessage()
     assert "retry 1 of 200" in retries[0].getMessage()
