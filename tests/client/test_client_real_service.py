@@ -344,9 +344,9 @@ def test_loop_survives_server_restart(
         server.stop()
     retries = [r for r in caplog.records if r.name == "gaussprobe_client"]
     assert len(results) == RESTART_LOOP_CALLS
-    # The restarted server answers before its background warm-up ends, on
-    # smaller buckets, so outputs agree to float32 rounding rather than bit
-    # for bit; the digest check of every response pins the weights.
+    # The restarted server serves requests on smaller buckets until its
+    # background warm-up ends, so outputs agree to float32 rounding rather
+    # than bit for bit. The digest check of every response pins the weights.
     for z in results[1:]:
         np.testing.assert_allclose(z, results[0], rtol=1e-5, atol=1e-5)
     assert retries, "the restart caused no logged retry"
