@@ -5,10 +5,13 @@ Values and derivatives are finite for every finite input, which plain
 compositions such as ``log(ndtr(u))`` or ``ndtri(exp(lp))`` are not: those
 underflow near ``|u| = 38`` in float64 and ``|u| = 13`` in float32.
 
-The workhorse is ``normal_tail_terms``: one evaluation of the scaled
-complementary error function ``erfcx(a) = exp(a^2) erfc(a)`` at
+The workhorse of the log-space path is ``normal_tail_terms``: one evaluation
+of the scaled complementary error function ``erfcx(a) = exp(a^2) erfc(a)`` at
 ``a = |u| / sqrt(2)`` gives both tails of the normal CDF and both log Mills
-ratios without cancellation.
+ratios without cancellation. The linear-space path uses
+``normal_tail_and_kernel`` (the smaller tail and ``exp(-u^2 / 2)`` from one
+``exp``) and ``ndtri``; those are exact only while their results are normal
+floating-point numbers, which the caller checks.
 """
 
 from __future__ import annotations
@@ -54,6 +57,30 @@ _ERFCX_SERIES_DERIVATIVE = tuple(
     )
 )
 
+# erfcx(a) ~ tau Q(tau) with tau = 1 / (1 + a / 2), for float32 and a >= 0.
+# Q is a least-squares Chebyshev fit of erfcx(a) / tau on a in [0, 10] with
+# relative weights, converted to powers of tau (highest first). Its relative
+# error is 3.5e-9 in exact arithmetic. Evaluated in float32,
+# exp(-a^2) tau Q(tau) / 2 is within 5e-7 + a^2 eps / 2 relative of
+# erfc(a) / 2 for a <= 9, where the second term is the rounding of a^2
+# (lax.erfc exceeds that bound by 20 %). Beyond a = 10 the fit extrapolates,
+# but there exp(-a^2) < 1e-43 is below float32's normal range. Q stays
+# between 0.28 and 1 on all of tau in [0, 1].
+_ERFCX_TAU_SCALE = 0.5
+_ERFCX_TAU_POLYNOMIAL = (
+    0.03570683938308894,
+    -0.19066193170804221,
+    0.3804051491708796,
+    -0.28797816489049344,
+    -0.023611902251517103,
+    0.03653856144540435,
+    0.054352953376071794,
+    0.18575657672934065,
+    0.24514768712794716,
+    0.2822558795756164,
+    0.28208835548483446,
+)
+
 # ndtri(exp(lp)) starts the normal quantile while exp(lp) is a normal
 # floating-point number; below, exp underflows and an asymptotic start is used.
 _NDTRI_DIRECT_MIN_LOG_P = {jnp.dtype("float32"): -80.0, jnp.dtype("float64"): -700.0}
@@ -66,6 +93,64 @@ _NDTRI_NEWTON_STEPS = 2
 
 def _const(value: float, like: Array) -> Array:
     return jnp.asarray(value, like.dtype)
+
+
+def _erfcx_float32(a: Array) -> Array:
+    # erfcx(a) for float32 a >= 0 from the tau polynomial, no exp needed.
+    tau = 1.0 / (1.0 + _ERFCX_TAU_SCALE * a)
+    return tau * jnp.polyval(jnp.asarray(_ERFCX_TAU_POLYNOMIAL, a.dtype), tau)
+
+
+@jax.custom_jvp
+def normal_tail_and_kernel(a: Array) -> tuple[Array, Array]:
+    """Return ``(erfc(a) / 2, exp(-a^2))`` for a >= 0.
+
+    At ``a = |u| / sqrt(2)`` these are the smaller normal tail
+    ``Phi(-|u|)`` and ``sqrt(2 pi) phi(u)``. In float32 both come from one
+    ``exp`` and a polynomial, in float64 from ``lax.erfc`` and ``exp``.
+    Each has full relative precision while it is a normal number, and below
+    that it underflows to zero with an absolute error under the dtype's
+    smallest normal number. The derivatives are the exact ones,
+    ``-exp(-a^2) / sqrt(pi)`` and ``-2 a exp(-a^2)``, not those of the
+    approximation.
+    """
+    kernel = jnp.exp(-a * a)
+    if jnp.dtype(a.dtype) == jnp.dtype("float32"):
+        tail = 0.5 * kernel * _erfcx_float32(a)
+    else:
+        tail = 0.5 * lax.erfc(a)
+    return tail, kernel
+
+
+@normal_tail_and_kernel.defjvp
+def _normal_tail_and_kernel_jvp(
+    primals: tuple[Array], tangents: tuple[Array]
+) -> tuple[tuple[Array, Array], tuple[Array, Array]]:
+    (a,) = primals
+    (da,) = tangents
+    tail, kernel = normal_tail_and_kernel(a)
+    # Where the kernel underflows, a may be huge or infinite: 0 * inf would
+    # give NaN, the limit is 0.
+    kernel_slope = -2.0 * jnp.where(kernel > 0, a, 0.0) * kernel
+    return (tail, kernel), (-kernel * (1.0 / _SQRT_PI) * da, kernel_slope * da)
+
+
+@jax.custom_jvp
+def ndtri(p: Array) -> Array:
+    """Return ``jax.scipy.special.ndtri(p)``, differentiated exactly.
+
+    The derivative is ``1 / phi(ndtri(p))`` rather than that of ndtri's
+    rational approximation. It is finite while ``p`` is a normal number.
+    """
+    return jsp.ndtri(p)
+
+
+@ndtri.defjvp
+def _ndtri_jvp(primals: tuple[Array], tangents: tuple[Array]) -> tuple[Array, Array]:
+    (p,) = primals
+    (dp,) = tangents
+    w = ndtri(p)
+    return w, math.sqrt(2.0 * math.pi) * jnp.exp(0.5 * w * w) * dp
 
 
 def erfcx_nonnegative(a: Array) -> Array:
@@ -158,6 +243,21 @@ def _normal_tail_terms_jvp(
     outputs = (log_cdf, log_sf, mills_cdf, mills_sf)
     derivatives = (slope_cdf * du, -slope_sf * du, dmills_cdf * du, dmills_sf * du)
     return outputs, derivatives
+
+
+def log_mills_ratio_nonpositive(w: Array) -> Array:
+    """Return log(phi(w) / Phi(w)) for w <= 0, without the log-space machinery.
+
+    This is ``log(sqrt(2 / pi) / erfcx(-w / sqrt 2))``: in float32 from the
+    same polynomial as ``normal_tail_and_kernel`` and accurate for any
+    w <= 0; in float64 from ``erfcx_nonnegative``.
+    """
+    a = -w * _SQRT_HALF
+    if jnp.dtype(w.dtype) == jnp.dtype("float32"):
+        erfcx = _erfcx_float32(a)
+    else:
+        erfcx = erfcx_nonnegative(a)
+    return _HALF_LOG_2_OVER_PI - jnp.log(erfcx)
 
 
 def log_ndtr(u: Array) -> Array:
