@@ -15,9 +15,11 @@ from flow._mixture_math import mixture_forward, mixture_inverse
 
 Array = jax.Array
 
-# Safeguarded Newton steps of the inverse. From the grid-bracket start the
-# solver reaches float32 round-off in 3 to 5 steps and float64 round-off in
-# 5 to 8 on random mixtures. The extra steps cover bisection fallbacks.
+# Maximum safeguarded Newton steps of the inverse. From the grid-bracket start
+# the solver reaches float32 round-off in 3 to 5 steps and float64 round-off
+# in 5 to 8 on random mixtures, and each element stops once it has converged.
+# The extra steps cover bisection fallbacks and only run while some element
+# of the batch still needs them.
 DEFAULT_INVERSE_ITERATIONS = {"float32": 8, "float64": 12}
 
 

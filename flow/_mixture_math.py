@@ -452,6 +452,21 @@ def _grid_bracket(
     return lo, hi, start
 
 
+# Newton steps of the inverse stop, per element, after the step taken where
+# the log-tail residual was within this many eps of (1 + |log tail|). From
+# there quadratic convergence reaches round-off in that one step. At the
+# root, round-off leaves residuals up to about 8 eps (7.3 seen on random
+# mixtures in float32 and float64), so every element can stop.
+_NEWTON_TOLERANCE_EPS = 64.0
+
+
+class _NewtonState(NamedTuple):
+    x: Array
+    lo: Array
+    hi: Array
+    done: Array
+
+
 @functools.partial(jax.jit, static_argnames=("num_iterations",))
 def mixture_inverse(
     z: Array,
@@ -464,7 +479,9 @@ def mixture_inverse(
 
     Newton steps on the smaller tail's log-probability, safeguarded by
     bisection on a bracket built from the mixture's own locations and scales,
-    run for a fixed number of iterations so the solver jits.
+    run for at most a fixed number of iterations so the solver jits. Once
+    every element of the batch has converged the remaining iterations are
+    skipped.
 
     Args:
         z: `(batch, features)`.
@@ -477,24 +494,35 @@ def mixture_inverse(
     left = z <= 0
     w = jnp.where(left, z, -z)
     target = log_ndtr(w)
+    tolerance = (
+        _NEWTON_TOLERANCE_EPS * float(jnp.finfo(z.dtype).eps) * (1.0 + jnp.abs(target))
+    )
     lower, upper, x0 = _grid_bracket(z, loc, log_scale, logits)
 
-    def step(_: int, state: tuple[Array, Array, Array]) -> tuple[Array, Array, Array]:
-        x, lo, hi = state
-        terms = _newton_terms(x, loc, log_scale, logits)
+    def step(state: _NewtonState) -> _NewtonState:
+        terms = _newton_terms(state.x, loc, log_scale, logits)
         # g(x) = log F(x) - log Phi(z) is increasing; on the right tail the
         # same root solves log S(x) - log Phi(-z) = 0, which is decreasing.
         same_side = terms.left == left
         g = jnp.where(left, terms.log_tail - target, target - terms.log_tail)
+        near = same_side & (jnp.abs(g) <= tolerance)
         # Where x sits on the other side of the median than the root, its
         # tail is not comparable with the target: move towards the median.
         g = jnp.where(same_side, g, jnp.where(left, 1.0, -1.0))
-        lo = jnp.where(g < 0, x, lo)
-        hi = jnp.where(g > 0, x, hi)
-        newton = x - g * terms.inverse_slope
+        lo = jnp.where(g < 0, state.x, state.lo)
+        hi = jnp.where(g > 0, state.x, state.hi)
+        newton = state.x - g * terms.inverse_slope
         inside = (newton >= lo) & (newton <= hi) & same_side
         x = jnp.where(inside, newton, 0.5 * (lo + hi))
-        return x, lo, hi
+        # An element stops after the Newton step taken within the tolerance,
+        # so its result does not depend on how long the rest of its batch
+        # keeps iterating.
+        return _NewtonState(
+            jnp.where(state.done, state.x, x), lo, hi, state.done | (near & inside)
+        )
 
-    x, _, _ = lax.fori_loop(0, num_iterations, step, (x0, lower, upper))
-    return x
+    def maybe_step(_: int, state: _NewtonState) -> _NewtonState:
+        return lax.cond(jnp.all(state.done), lambda: state, lambda: step(state))
+
+    start = _NewtonState(x0, lower, upper, jnp.zeros(z.shape, bool))
+    return lax.fori_loop(0, num_iterations, maybe_step, start).x
