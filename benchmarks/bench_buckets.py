@@ -18,33 +18,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
+from _common import machine, seconds_per_call
 
 import flow
 from flow.store import ArtifactStore
 
 CANDIDATE_SIZES = (1, 4, 16, 64, 256, 1024, 4096, 16384)
-# Minimum wall time per measurement, so small batches get many repetitions.
-MIN_SECONDS = 2.0
-
-
-def _time_calls(function: Callable[[np.ndarray], Any], x: np.ndarray) -> float:
-    """Return the mean seconds per call of ``function(x)`` over MIN_SECONDS."""
-    function(x)
-    repetitions, started = 0, time.perf_counter()
-    while True:
-        jax.block_until_ready(function(x))
-        repetitions += 1
-        elapsed = time.perf_counter() - started
-        if elapsed >= MIN_SECONDS:
-            return elapsed / repetitions
 
 
 def _measure_size(model: Any, size: int, rng: np.random.Generator) -> dict[str, Any]:
@@ -63,7 +48,7 @@ def _measure_size(model: Any, size: int, rng: np.random.Generator) -> dict[str, 
         ("forward", runner.transform, x),
         ("inverse", runner.invert, z),
     ):
-        seconds = _time_calls(function, rows)
+        seconds = seconds_per_call(function, rows)
         result[label] = {
             "microseconds_per_call": seconds * 1e6,
             "rows_per_second": size / seconds,
@@ -83,7 +68,7 @@ def main() -> None:
     model = store.open(f"{name}@latest").load_flow()
     rng = np.random.default_rng(0)
     results: dict[str, Any] = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "machine": machine(),
         "jax": jax.__version__,
         "model": name,
         "load_average_at_start": os.getloadavg(),

@@ -26,33 +26,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import numpy as np
-from sklearn.datasets import make_moons
+from _common import machine, moons_split, seconds_per_call
 
 import flow
 
 BATCH_SIZES = (1, 256, 65536)
-# Minimum wall time per measurement, so small batches get many repetitions.
-MIN_SECONDS = 2.0
 # One public function per runner kernel: forward, inverse and pullback.
 KERNEL_FUNCTIONS = ("transform", "invert", "vjp")
-
-
-def moons_split() -> tuple[np.ndarray, np.ndarray]:
-    """Return standardised training (seed 0) and held-out (seed 1) moons."""
-    train, _ = make_moons(4000, noise=0.07, random_state=0)
-    held_out, _ = make_moons(4000, noise=0.07, random_state=1)
-    mean, std = train.mean(axis=0), train.std(axis=0)
-    return (
-        ((train - mean) / std).astype(np.float32),
-        ((held_out - mean) / std).astype(np.float32),
-    )
 
 
 def load_average() -> float:
@@ -60,14 +46,7 @@ def load_average() -> float:
 
 
 def rows_per_second(function: Callable[[np.ndarray], Any], x: np.ndarray) -> float:
-    function(x)
-    repetitions, started = 0, time.perf_counter()
-    while True:
-        jax.block_until_ready(function(x))
-        repetitions += 1
-        elapsed = time.perf_counter() - started
-        if elapsed >= MIN_SECONDS:
-            return repetitions * x.shape[0] / elapsed
+    return x.shape[0] / seconds_per_call(function, x)
 
 
 def count_plain_jit_compilations(
@@ -112,9 +91,8 @@ def main() -> None:
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args()
 
-    machine = platform.processor() or platform.machine()
     results: dict[str, Any] = {
-        "machine": f"{machine}, {os.cpu_count()} cores",
+        "machine": machine(),
         "jax": jax.__version__,
         "load_average_start": load_average(),
     }

@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 import numpy as np
-from sklearn.datasets import make_moons
+from _common import moons_split
 
 import flow
 
@@ -61,11 +61,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    train, _ = make_moons(4000, noise=0.07, random_state=0)
-    held_out, _ = make_moons(4000, noise=0.07, random_state=1)
-    mean, std = train.mean(axis=0), train.std(axis=0)
-    train = ((train - mean) / std).astype(np.float32)
-    held_out = ((held_out - mean) / std).astype(np.float32)
+    train, held_out = moons_split()
 
     results = []
     for label, settings in CONFIGURATIONS.items():

@@ -10,6 +10,6 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-import flow  # noqa: E402
+import flow
 
 flow.enable_float64()

@@ -1,0 +1,57 @@
+"""Helpers shared by the benchmark scripts: the moons split, timing, machine.
+
+The scripts run as ``.venv/bin/python benchmarks/NAME.py``, which puts this
+folder on ``sys.path``, so they import this module as ``_common``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+# Minimum wall time per measurement, so small batches get many repetitions.
+MIN_SECONDS = 2.0
+
+
+def moons_split() -> tuple[np.ndarray, np.ndarray]:
+    """Return standardised training (seed 0) and held-out (seed 1) moons.
+
+    Both are float32 of shape ``(4000, 2)``. The held-out rows are scaled with
+    the training rows' mean and standard deviation.
+    """
+    from sklearn.datasets import make_moons
+
+    train, _ = make_moons(4000, noise=0.07, random_state=0)
+    held_out, _ = make_moons(4000, noise=0.07, random_state=1)
+    mean, std = train.mean(axis=0), train.std(axis=0)
+    return (
+        ((train - mean) / std).astype(np.float32),
+        ((held_out - mean) / std).astype(np.float32),
+    )
+
+
+def seconds_per_call(function: Callable[[np.ndarray], Any], x: np.ndarray) -> float:
+    """Return the mean wall seconds of ``function(x)`` over at least MIN_SECONDS.
+
+    One untimed call comes first, so compilation is not counted. Every timed
+    call waits for its JAX result.
+    """
+    function(x)
+    repetitions, started = 0, time.perf_counter()
+    while True:
+        jax.block_until_ready(function(x))
+        repetitions += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= MIN_SECONDS:
+            return elapsed / repetitions
+
+
+def machine() -> str:
+    """Return the processor name and core count for the results file."""
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
