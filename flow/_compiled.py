@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import jax
@@ -52,10 +54,10 @@ Array = jax.Array
 # few seconds of start-up. Base 16 gives 4 buckets instead of the 7 of base
 # 4. A single row runs unpadded, 3x faster than padded to 16, and 256 rows
 # reach over 80 % of the peak forward rows/s. The 4096-row bucket only
-# matched 1024 rows here, with both cores busy with other work. The flow
-# throughput table of BENCHMARKS.md recorded 1.9x the forward rows/s of a
-# 256-row batch for 65,536 rows, which run as 4096-row calls that XLA can
-# spread over both cores.
+# matched 1024 rows here, with both cores busy with other work. One XLA:CPU
+# call of the forward kernel kept a single core busy (process CPU time equal
+# to wall time, jaxlib 0.10.2), so batches of several chunks spread their
+# calls over a thread pool (see ``CompiledFlow``).
 BUCKET_BASE = 16
 
 # A remainder below the largest bucket either runs as up to MAX_SPLIT_CALLS
@@ -70,6 +72,10 @@ CALL_OVERHEAD_ROWS = 16
 # is flat beyond a few thousand rows, and each extra bucket costs one
 # compilation per kernel at start-up.
 DEFAULT_MAX_CHUNK = 4096
+
+# Upper bound on the default number of threads that run the chunks of one
+# batch, whatever the core count.
+MAX_DEFAULT_WORKERS = 8
 
 FUNCTION_NAMES = (
     "transform",
@@ -92,6 +98,15 @@ KERNEL_OF_FUNCTION = {
     "jacobian": "pullback",
     "score": "pullback",
 }
+
+
+def default_workers() -> int:
+    """Return the number of cores this process may run on, at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # Not available on macOS and Windows.
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_DEFAULT_WORKERS))
 
 
 def bucket_sizes(max_chunk: int) -> list[int]:
@@ -149,6 +164,12 @@ class CompiledFlow:
     The attribute may be changed at any time, for example once a warm-up in
     another thread has finished.
 
+    One XLA:CPU call of a kernel keeps one core busy. A batch of several
+    chunks therefore runs its calls on a pool of ``workers`` threads, which
+    the calls of every thread share. A single-chunk batch runs in the
+    calling thread. Each chunk's result does not depend on the thread or on
+    the other chunks.
+
     Inputs are `(batch, d)` array-likes; they are validated (rank, feature
     count, finite values) and cast to the flow's dtype. Outputs are numpy
     arrays of the flow's dtype.
@@ -157,6 +178,9 @@ class CompiledFlow:
         flow: the (frozen) flow.
         max_chunk: largest bucket, the most rows per kernel call.
         compile_on_demand: compile a bucket the first time a batch needs it.
+        workers: threads for the chunks of one batch; None means one per
+            core this process may use, at most 8. 1 runs every chunk in the
+            calling thread.
     """
 
     def __init__(
@@ -164,9 +188,14 @@ class CompiledFlow:
         flow: GaussianizationFlow,
         max_chunk: int = DEFAULT_MAX_CHUNK,
         compile_on_demand: bool = True,
+        workers: int | None = None,
     ) -> None:
         if max_chunk < 1:
             raise ValueError(f"max_chunk must be >= 1; received {max_chunk}")
+        if workers is not None and workers < 1:
+            raise ValueError(
+                f"workers must be >= 1 or None for one per core; received {workers}"
+            )
         self.flow = flow
         self.dim = flow.dim
         self.dtype = flow.feature_dtype
@@ -185,6 +214,8 @@ class CompiledFlow:
         }
         self._locks: dict[tuple[str, int], threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self.workers = default_workers() if workers is None else workers
+        self._pool: ThreadPoolExecutor | None = None
 
     # Kernels -----------------------------------------------------------------
 
@@ -297,18 +328,40 @@ class CompiledFlow:
         self, kernel: str, arrays: tuple[np.ndarray, ...], *flags: Any
     ) -> tuple[np.ndarray, ...]:
         rows = arrays[0].shape[0]
-        pieces = []
-        for start, stop, size in plan_chunks(rows, self._sizes_for(kernel)):
+
+        def run_chunk(piece: tuple[int, int, int]) -> list[np.ndarray]:
+            start, stop, size = piece
             executable, _ = self._executable(kernel, size)
             chunk = [array[start:stop] for array in arrays]
             if stop - start != size:
                 padding = ((0, size - (stop - start)), (0, 0))
                 chunk = [np.pad(part, padding) for part in chunk]
             outputs = executable(self._params, *chunk, *flags)
-            pieces.append([np.asarray(output)[: stop - start] for output in outputs])
-        if len(pieces) == 1:
-            return tuple(pieces[0])
+            return [np.asarray(output)[: stop - start] for output in outputs]
+
+        plan = plan_chunks(rows, self._sizes_for(kernel))
+        if len(plan) == 1:
+            return tuple(run_chunk(plan[0]))
+        if self.workers > 1:
+            pieces = list(self._chunk_pool().map(run_chunk, plan))
+        else:
+            pieces = [run_chunk(piece) for piece in plan]
         return tuple(np.concatenate(parts) for parts in zip(*pieces, strict=True))
+
+    def _chunk_pool(self) -> ThreadPoolExecutor:
+        with self._locks_guard:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    self.workers, thread_name_prefix="gaussprobe-chunks"
+                )
+            return self._pool
+
+    def close(self) -> None:
+        """Stop the chunk threads. Later calls start them again."""
+        with self._locks_guard:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
 
     def _check(self, x: Any, name: str) -> np.ndarray:
         return np.asarray(check_array(x, self.dim, self.dtype, name))

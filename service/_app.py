@@ -136,6 +136,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             context.state.begin_drain()
             context.metrics.ready.set(0)
             drain.uninstall()
+            for model in context.registry.models():
+                model.runner.close()
             logger.info(
                 "gaussprobe service stopped after %.1f s",
                 context.state.uptime_seconds(),

@@ -217,3 +217,32 @@ def test_runner_rejects_bad_cotangent(runner: flow.CompiledFlow) -> None:
 def test_compile_bucket_rejects_unknown_function(runner: flow.CompiledFlow) -> None:
     with pytest.raises(ValueError, match=r"unknown function 'hessian'; use one of"):
         runner.compile_bucket("hessian", 1)
+
+
+@pytest.mark.slow
+def test_chunk_threads_match_serial(
+    small_flow: flow.GaussianizationFlow, moons: tuple
+) -> None:
+    _, held_out = moons
+    # 2,500 rows run as two full 1024-row chunks and two 256-row chunks.
+    x = np.tile(held_out, (2, 1))[:2500]
+    serial = flow.CompiledFlow(small_flow, max_chunk=MAX_CHUNK, workers=1)
+    threaded = flow.CompiledFlow(small_flow, max_chunk=MAX_CHUNK, workers=3)
+    try:
+        for function in ("transform", "log_prob", "invert"):
+            expected = getattr(serial, function)(x)
+            np.testing.assert_array_equal(getattr(threaded, function)(x), expected)
+        z = threaded.transform(x)
+        np.testing.assert_array_equal(threaded.invert(z), serial.invert(z))
+        cotangent = np.ones_like(x)
+        np.testing.assert_array_equal(
+            threaded.vjp(x, cotangent), serial.vjp(x, cotangent)
+        )
+    finally:
+        threaded.close()
+    assert threaded.workers == 3
+
+
+def test_runner_rejects_zero_workers() -> None:
+    with pytest.raises(ValueError, match=r"workers must be >= 1 .*; received 0"):
+        flow.CompiledFlow(flow.GaussianizationFlow(dim=2), workers=0)
