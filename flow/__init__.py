@@ -25,6 +25,7 @@ _EXPORTS = {
     "FixedOrtho": "flow._fixed_ortho",
     "GaussianizationFlow": "flow._model",
     "Householder": "flow._householder",
+    "MappingLimitError": "flow._mappings",
     "MixtureCDFGaussianization": "flow._mixture_cdf",
     "Standardize": "flow._standardize",
     "compute_diagnostics": "flow._diagnostics",
@@ -44,6 +45,7 @@ __all__ = [
     "FixedOrtho",
     "GaussianizationFlow",
     "Householder",
+    "MappingLimitError",
     "MixtureCDFGaussianization",
     "Standardize",
     "compute_diagnostics",
@@ -66,6 +68,7 @@ if TYPE_CHECKING:
     from flow._fixed_ortho import FixedOrtho, pca_rotation
     from flow._freeze import freeze_flow, is_fully_frozen
     from flow._householder import Householder
+    from flow._mappings import MappingLimitError
     from flow._mixture_cdf import MixtureCDFGaussianization
     from flow._model import GaussianizationFlow, standard_normal_log_prob
     from flow._saving import load_flow

@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from flow._mappings import check_mapping_headroom
 from flow._model import GaussianizationFlow, standard_normal_log_prob
 from flow._validation import check_array
 
@@ -259,6 +260,8 @@ class CompiledFlow:
 
         Raises:
             ValueError: ``function`` is not one of ``FUNCTION_NAMES``.
+            MappingLimitError: the process is too close to its limit on memory
+                mappings to load another program (see ``flow._mappings``).
         """
         if function not in KERNEL_OF_FUNCTION:
             raise ValueError(
@@ -281,6 +284,7 @@ class CompiledFlow:
             executable = self._executables.get(key)
             if executable is not None:
                 return executable, False
+            check_mapping_headroom(f"the {kernel} kernel for {size} rows")
             rows = jax.ShapeDtypeStruct((size, self.dim), self.dtype)
             arguments: tuple[Any, ...] = (rows,)
             if kernel == "pullback":

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from flow import MappingLimitError
 from service._lifecycle import Phase, ServiceState
 from service._metrics import ServiceMetrics
 from service._registry import LoadedModel, ModelRegistry
@@ -279,7 +280,7 @@ def load_all_models(
     for ref in refs:
         try:
             model = load_model(store, ref, settings)
-        except (StoreError, ModelLoadError) as error:
+        except (StoreError, ModelLoadError, MappingLimitError) as error:
             file = getattr(error, "file", None)
             message = f"{ref}: {error}" + (f" (file {file})" if file else "")
             logger.error("model %s failed to load: %s", ref, message)
