@@ -16,7 +16,7 @@ Three XLA programs, the kernels, serve the seven public functions:
   copy i, so copy i returns row i of J.
 
 XLA compile time hardly depends on the batch size, so start-up cost grows
-with kernels x buckets. This runner compiles 3 x 4 programs. One jitted
+with kernels x buckets. This runner compiles 3 x 3 programs. One jitted
 function per public function with buckets 1, 4, 16, ..., 4096 needed 7 x 7.
 """
 
@@ -41,9 +41,10 @@ logger = logging.getLogger(__name__)
 
 Array = jax.Array
 
-# Batches are padded up to the next power of BUCKET_BASE, capped at max_chunk.
-# benchmarks/bench_buckets.py on the default moons flow (6 blocks, 10
-# components, float32), 2-core VM at load 2.5-3.3, per call and unpadded:
+# Batches are padded up to the next bucket: SMALLEST_BUCKET rows times a
+# power of BUCKET_BASE, capped at max_chunk. benchmarks/bench_buckets.py on
+# the default moons flow (6 blocks, 10 components, float32), 2-core VM at
+# load 2.5-3.3, per call and unpadded, before the linear-space mixture path:
 #
 #   rows                     1      16     256    1024    4096
 #   forward, us             78     234    1137    3825   15251
@@ -52,14 +53,19 @@ Array = jax.Array
 #
 # Compiling one program took 0.6-1.1 s (forward), 0.9-1.7 s (inverse) and
 # 1.1-2.5 s (pullback), with no trend over the sizes, so each bucket costs a
-# few seconds of start-up. Base 16 gives 4 buckets instead of the 7 of base
-# 4. A single row runs unpadded, 3x faster than padded to 16, and 256 rows
-# reach over 80 % of the peak forward rows/s. The 4096-row bucket only
-# matched 1024 rows here, with both cores busy with other work. One XLA:CPU
-# call of the forward kernel kept a single core busy (process CPU time equal
-# to wall time, jaxlib 0.10.2), so batches of several chunks spread their
-# calls over a thread pool (see ``CompiledFlow``).
+# few seconds of start-up. Base 16 gives 3 buckets instead of the 7 of base
+# 4, and 256 rows reach over 80 % of the peak forward rows/s. The 4096-row
+# bucket only matched 1024 rows here, with both cores busy with other work.
+# One XLA:CPU call of the forward kernel kept a single core busy (process CPU
+# time equal to wall time, jaxlib 0.10.2), so batches of several chunks
+# spread their calls over a thread pool (see ``CompiledFlow``).
 BUCKET_BASE = 16
+
+# There is no 1-row bucket. With the linear-space mixture path, one row
+# padded to 16 took 111 us per forward call against 106 us unpadded, and
+# 784 us against 753 us for the inverse (default moons model, load 1.7).
+# The three 1-row programs would keep about 76 MB of memory.
+SMALLEST_BUCKET = 16
 
 # A remainder below the largest bucket either runs as up to MAX_SPLIT_CALLS
 # calls of a smaller bucket or is padded to the next bucket, whichever costs
@@ -112,7 +118,7 @@ def default_workers() -> int:
 
 def bucket_sizes(max_chunk: int) -> list[int]:
     """Return the padded batch sizes used for chunks of up to max_chunk rows."""
-    sizes = [1]
+    sizes = [min(SMALLEST_BUCKET, max_chunk)]
     while sizes[-1] < max_chunk:
         sizes.append(min(sizes[-1] * BUCKET_BASE, max_chunk))
     return sizes
@@ -151,9 +157,9 @@ def plan_chunks(rows: int, sizes: list[int]) -> list[tuple[int, int, int]]:
 class CompiledFlow:
     """Jitted transform, inverse, log-density and derivatives of a flow.
 
-    Every batch is cut into calls of bucket sizes (powers of 16, capped at
-    ``max_chunk``) by ``plan_chunks`` and each call is zero-padded to its
-    bucket, so after ``warmup()`` no batch size triggers a compilation. The
+    Every batch is cut into calls of bucket sizes (16 times powers of 16,
+    capped at ``max_chunk``) by ``plan_chunks`` and each call is zero-padded
+    to its bucket, so after ``warmup()`` no batch size triggers a compilation. The
     flow's weights are captured once at construction: the runner is meant
     for frozen flows. It is safe to call from several threads, and a
     (kernel, bucket) pair compiles only once even when requested

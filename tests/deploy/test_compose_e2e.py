@@ -42,7 +42,7 @@ TRAIN_VARIABLES = {
     "GAUSSPROBE_TRAIN_BLOCKS": "2",
     "GAUSSPROBE_TRAIN_COMPONENTS": "4",
 }
-# Warm-up compiles buckets 1, 4 and 16 only, to keep start-up short.
+# Warm-up compiles the 16-row bucket only, to keep start-up short.
 API_VARIABLES = {"GAUSSPROBE_WARMUP_MAX_ROWS": "16"}
 TRAIN_TIMEOUT_SECONDS = 900.0
 READY_TIMEOUT_SECONDS = 600.0

@@ -33,8 +33,9 @@ def runner(small_flow: flow.GaussianizationFlow) -> flow.CompiledFlow:
 
 
 def test_bucket_sizes_base_16() -> None:
-    assert bucket_sizes(4096) == [1, 16, 256, 4096]
-    assert bucket_sizes(1024) == [1, 16, 256, 1024]
+    assert bucket_sizes(4096) == [16, 256, 4096]
+    assert bucket_sizes(1024) == [16, 256, 1024]
+    assert bucket_sizes(8) == [8]
     assert bucket_sizes(1) == [1]
 
 
@@ -81,7 +82,7 @@ def test_plan_chunks_covers_rows(sizes: list[int]) -> None:
 
 @pytest.mark.slow
 def test_warmup_compiles_each_kernel_per_bucket(runner: flow.CompiledFlow) -> None:
-    assert runner.buckets == [1, 16, 256, MAX_CHUNK]
+    assert runner.buckets == [16, 256, MAX_CHUNK]
     assert runner.num_compilations == len(KERNEL_NAMES) * len(runner.buckets)
     assert runner.compiled_buckets() == {
         kernel: runner.buckets for kernel in KERNEL_NAMES
@@ -174,10 +175,10 @@ def test_compiled_buckets_only(
 ) -> None:
     _, held_out = moons
     lean = flow.CompiledFlow(small_flow, max_chunk=MAX_CHUNK, compile_on_demand=False)
-    assert lean.warmup(max_rows=16, functions=("transform",)) == 2
+    assert lean.warmup(max_rows=256, functions=("transform",)) == 2
     x = np.tile(held_out, (2, 1))[:3000]
     assert np.max(np.abs(lean.transform(x) - runner.transform(x))) <= AGREEMENT
-    assert lean.compiled_buckets()["forward"] == [1, 16]
+    assert lean.compiled_buckets()["forward"] == [16, 256]
     assert lean.num_compilations == 2
 
     # A kernel with no compiled bucket compiles the one its first batch needs,

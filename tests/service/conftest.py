@@ -35,7 +35,7 @@ TRAIN_OPTIONS: dict[str, Any] = {
     "seed": 0,
     "standardize": True,
 }
-# Warm-up compiles buckets 1 and 16 only, to keep server start-up short.
+# Warm-up compiles the 16-row bucket only, to keep server start-up short.
 TEST_WARMUP_MAX_ROWS = 16
 SERVER_READY_TIMEOUT_SECONDS = 600.0
 SERVER_EXIT_TIMEOUT_SECONDS = 60.0

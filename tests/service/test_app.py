@@ -242,11 +242,11 @@ async def test_warmup_compiles_buckets_up_to_cap(
     ready = (await app_client.get("/health/ready")).json()
     assert ready["warmup_finished"] is True
     body = (await app_client.get("/diagnostics")).json()
-    # TEST_WARMUP_MAX_ROWS is 16: buckets 1 and 16 of each of the 3 kernels.
+    # TEST_WARMUP_MAX_ROWS is 16: the 16-row bucket of each of the 3 kernels.
     assert body["compiled_buckets"] == {
-        "forward": [1, 16],
-        "inverse": [1, 16],
-        "pullback": [1, 16],
+        "forward": [16],
+        "inverse": [16],
+        "pullback": [16],
     }
 
 
@@ -266,7 +266,7 @@ async def test_ready_after_warmup_setting(
         ready = (await client.get("/health/ready")).json()
         assert ready["warmup_finished"] is True
         body = (await client.get("/diagnostics")).json()
-        assert body["compiled_buckets"]["pullback"] == [1, 16]
+        assert body["compiled_buckets"]["pullback"] == [16]
 
 
 async def test_diagnostics_post(

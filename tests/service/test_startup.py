@@ -10,17 +10,17 @@ import pytest
 from service._loading import _startup_bucket, warmup_order
 from tests.service.conftest import REPO_ROOT
 
-BUCKETS = [1, 16, 256, 4096]
+BUCKETS = [16, 256, 4096]
 
 
 @pytest.mark.parametrize(
     ("max_rows", "startup", "expected"),
     [
-        (262_144, 16, [16, 4096, 256, 1]),
-        (4096, 16, [16, 4096, 256, 1]),
-        (1000, 16, [16, 256, 1]),
-        (16, 16, [16, 1]),
-        (1, 1, [1]),
+        (262_144, 16, [16, 4096, 256]),
+        (4096, 16, [16, 4096, 256]),
+        (1000, 16, [16, 256]),
+        (16, 16, [16]),
+        (1, 16, [16]),
     ],
 )
 def test_warmup_order(max_rows: int, startup: int, expected: list[int]) -> None:
