@@ -16,6 +16,7 @@ PUBLIC_NAMES = [
     "FixedOrtho",
     "GaussianizationFlow",
     "Householder",
+    "MappingLimitError",
     "MixtureCDFGaussianization",
     "Standardize",
     "compute_diagnostics",
