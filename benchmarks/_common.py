@@ -6,10 +6,13 @@ folder on ``sys.path``, so they import this module as ``_common``.
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import platform
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -55,3 +58,31 @@ def seconds_per_call(function: Callable[[np.ndarray], Any], x: np.ndarray) -> fl
 def machine() -> str:
     """Return the processor name and core count for the results file."""
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def parse_store_arguments(doc: str) -> tuple[argparse.Namespace, str, Any]:
+    """Parse ``--store DIR [--json FILE]`` and load the store's first model.
+
+    Returns:
+        The arguments, the model's name and its latest flow, loaded with
+        float64 enabled as in the service.
+    """
+    import flow
+    from flow.store import ArtifactStore
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--store", type=Path, required=True, help="artifact store")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    args = parser.parse_args()
+    flow.enable_float64()
+    store = ArtifactStore(args.store, read_only=True)
+    name = sorted(store.list_models())[0]
+    return args, name, store.open(f"{name}@latest").load_flow()
+
+
+def report(results: dict[str, Any], path: str | None) -> None:
+    """Print the results as JSON and also write them to ``path`` when given."""
+    print(json.dumps(results, indent=2))
+    if path:
+        with open(path, "w") as handle:
+            json.dump(results, handle, indent=2)

@@ -15,19 +15,16 @@ Run: ``.venv/bin/python benchmarks/bench_buckets.py --store DIR [--json out.json
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
-from _common import machine, seconds_per_call
+from _common import machine, parse_store_arguments, report, seconds_per_call
 
 import flow
-from flow.store import ArtifactStore
 
 CANDIDATE_SIZES = (1, 4, 16, 64, 256, 1024, 4096, 16384)
 
@@ -57,15 +54,7 @@ def _measure_size(model: Any, size: int, rng: np.random.Generator) -> dict[str, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", type=Path, required=True, help="artifact store")
-    parser.add_argument("--json", help="also write the results to this JSON file")
-    args = parser.parse_args()
-
-    flow.enable_float64()
-    store = ArtifactStore(args.store, read_only=True)
-    name = sorted(store.list_models())[0]
-    model = store.open(f"{name}@latest").load_flow()
+    args, name, model = parse_store_arguments(__doc__)
     rng = np.random.default_rng(0)
     results: dict[str, Any] = {
         "machine": machine(),
@@ -79,10 +68,7 @@ def main() -> None:
         print(size, json.dumps(results["sizes"][size]), flush=True)
     results["load_average_at_end"] = os.getloadavg()
 
-    print(json.dumps(results, indent=2))
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(results, handle, indent=2)
+    report(results, args.json)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ Run: ``.venv/bin/python benchmarks/bench_flow.py [--json out.json]``
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from collections.abc import Callable
@@ -32,7 +31,7 @@ from typing import Any
 
 import jax
 import numpy as np
-from _common import machine, moons_split, seconds_per_call
+from _common import machine, moons_split, report, seconds_per_call
 
 import flow
 
@@ -132,10 +131,7 @@ def main() -> None:
     }
     results["load_average_end"] = load_average()
 
-    print(json.dumps(results, indent=2))
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(results, handle, indent=2)
+    report(results, args.json)
 
 
 if __name__ == "__main__":

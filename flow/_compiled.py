@@ -64,7 +64,8 @@ BUCKET_BASE = 16
 # There is no 1-row bucket. With the linear-space mixture path, one row
 # padded to 16 took 111 us per forward call against 106 us unpadded, and
 # 784 us against 753 us for the inverse (default moons model, load 1.7).
-# The three 1-row programs would keep about 76 MB of memory.
+# The three 1-row programs would keep about 106 MB of memory
+# (benchmarks/bench_programs.py).
 SMALLEST_BUCKET = 16
 
 # A remainder below the largest bucket either runs as up to MAX_SPLIT_CALLS

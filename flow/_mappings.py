@@ -1,10 +1,11 @@
 """Headroom under the Linux limit on memory mappings, checked before compiling.
 
 XLA:CPU loads each fused kernel of a compiled program as its own object file,
-with separate mappings for code, constants and data. One program of the
-default moons flow (6 blocks, 10 components, float32) added 265 mappings, and
-the 12 programs of a fully warmed ``CompiledFlow`` about 4,460 (jaxlib
-0.10.2). The mappings are released when the program is garbage-collected.
+with separate mappings for code, constants and data. On the default moons
+model (6 blocks, 10 components, float32, jaxlib 0.10.2) one program added
+250-390 mappings for forward and inverse and about 620 for the pullback
+(``benchmarks/bench_programs.py``). The mappings are released when the
+program is garbage-collected.
 
 Linux caps the mappings of a process at ``vm.max_map_count``, 65,530 by
 default. When a new object file does not fit, LLVM aborts the whole process
@@ -20,8 +21,8 @@ MAPS_FILE = Path("/proc/self/maps")
 LIMIT_FILE = Path("/proc/sys/vm/max_map_count")
 
 # Mappings kept free for the program about to compile and for the rest of the
-# process (malloc arenas, thread stacks, numpy buffers). The programs of the
-# default moons flow added 371 mappings each on average.
+# process (malloc arenas, thread stacks, numpy buffers). The largest program
+# measured, a pullback, added 626.
 RESERVED_MAPPINGS = 2000
 
 
