@@ -55,6 +55,15 @@ def seconds_per_call(function: Callable[[np.ndarray], Any], x: np.ndarray) -> fl
             return elapsed / repetitions
 
 
+def resident_megabytes(pid: int | str = "self") -> float:
+    """Return the resident set size in MB of process ``pid`` (Linux only)."""
+    status = Path(f"/proc/{pid}/status")
+    for line in status.read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"VmRSS is missing from {status}")
+
+
 def machine() -> str:
     """Return the processor name and core count for the results file."""
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"

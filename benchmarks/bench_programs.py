@@ -2,10 +2,11 @@
 
 For every batch size and kernel, compiles one program on a runner whose
 largest bucket is that size. After each compilation it returns the C heap's
-free pages with ``malloc_trim``. It records how much the resident memory and
-the number of memory mappings grew, and how long the compilation took.
-Every runner stays alive until the end, so the figures add up to what a
-warmed runner keeps. Linux only (it reads /proc/self).
+free pages with ``malloc_trim``, as the service does after its warm-up. It
+records how much the resident memory and the number of memory mappings grew,
+and how long the compilation took. Every runner stays alive until the end,
+so the figures add up to what a warmed runner keeps. Linux only (it reads
+/proc/self).
 
 The model is the latest version of the first model in ``--store``, for
 example the default moons flow of ``gaussprobe train moons --store DIR``.
@@ -15,37 +16,27 @@ Run: ``.venv/bin/python benchmarks/bench_programs.py --store DIR [--json out.jso
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import time
 from typing import Any
 
-from _common import machine, parse_store_arguments, report
+from _common import machine, parse_store_arguments, report, resident_megabytes
 
 import flow
 from flow._mappings import mapping_usage
+from service._loading import release_free_memory
 
 SIZES = (1, 16, 256, 4096)
 FUNCTIONS = ("transform", "invert", "vjp")
 
 
-def resident_megabytes() -> float:
-    """Return this process's resident set size in MB."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("VmRSS is missing from /proc/self/status")
-
-
 def main() -> None:
     args, name, model = parse_store_arguments(__doc__)
-    trim = ctypes.CDLL("libc.so.6").malloc_trim
     runners = [flow.CompiledFlow(model, max_chunk=size, workers=1) for size in SIZES]
     # One program first, so the one-time start-up of XLA is not counted.
     runners[-1].compile_bucket("transform", 1)
-    trim(0)
+    release_free_memory()
     results: dict[str, Any] = {
         "machine": machine(),
         "model": name,
@@ -59,7 +50,7 @@ def main() -> None:
             started = time.perf_counter()
             runner.compile_bucket(function, size)
             seconds = time.perf_counter() - started
-            trim(0)
+            release_free_memory()
             after = mapping_usage()
             mappings = None
             if usage is not None and after is not None:

@@ -40,6 +40,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from _common import resident_megabytes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODEL_NAME = "moons"
@@ -161,10 +162,7 @@ class Server:
         return result
 
     def rss_megabytes(self) -> float:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-        raise RuntimeError("VmRSS missing")
+        return resident_megabytes(self.process.pid)
 
     def stop(self) -> None:
         if self.process.poll() is None:
